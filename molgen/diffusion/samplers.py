@@ -1,0 +1,267 @@
+"""Samplers: each is one function over a denoiser, an initial state x_T and a decreasing time
+grid ts = [t_N, ..., t_1, 0] (from `schedule.timesteps`).
+
+The denoiser returns (x̂_0, ε̂) whatever the network predicts, and its space supplies the
+noise, so a sampler is the same for images, point clouds and molecules.  Every sampler takes
+`cond` (passed to the denoiser), `callback` (called after each step with a dict holding i, t,
+x and x̂_0) and `progress` (a tqdm bar).  The last step, to t = 0, is the denoising step
+x_0 = sqrt(ᾱ_0) x̂_0 + sqrt(1 - ᾱ_0) ε̂ (= x̂_0 when ᾱ_0 = 1) in every sampler.
+
+Grids are float64 and coefficients python floats: all samples share t while sampling.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .denoiser import CFGDenoiser
+from .ode import pf_ode_drift, rk45
+from .process import q_posterior, step_beta
+
+
+def _steps(ts: Tensor, progress: bool, desc: str):
+    return tqdm(range(len(ts) - 1), desc=desc, disable=not progress, leave=False)
+
+
+def _ab(denoiser, t) -> float:
+    return float(denoiser.schedule.alpha_bar(torch.as_tensor(t, dtype=torch.float64)))
+
+
+def _denoising_step(x0: Tensor, eps: Tensor, ab_s: float) -> Tensor:
+    """DDIM (η = 0) update to ᾱ_s from the predictions at the current time."""
+    return math.sqrt(ab_s) * x0 + math.sqrt(1 - ab_s) * eps
+
+
+def _report(callback, i, t, x, x0):
+    if callback is not None:
+        callback({"i": i, "t": float(t), "x": x, "x0": x0})
+
+
+@torch.no_grad()
+def ddpm(denoiser, x: Tensor, ts: Tensor, *, variance: str = "posterior", cond=None,
+         generator=None, callback: Callable | None = None, progress: bool = False) -> Tensor:
+    """Ancestral sampling (Ho et al. 2020): x_s ~ N(μ̃(x_t, x̂_0), σ²) with σ² = β̃ ('posterior')
+    or β ('beta') of the step t → s; no noise is added on the last step."""
+    if variance not in ("posterior", "beta"):
+        raise ValueError(f"unknown DDPM variance {variance!r}; choose 'posterior' or 'beta'")
+    for i in _steps(ts, progress, "DDPM"):
+        t, s = ts[i], ts[i + 1]
+        x0, _ = denoiser(x, t, cond)
+        ab_t, ab_s = _ab(denoiser, t), _ab(denoiser, s)
+        x, var = q_posterior(ab_t, ab_s, x0, x)
+        if s > 0:
+            var = var if variance == "posterior" else step_beta(ab_t, ab_s)
+            x = x + math.sqrt(var) * denoiser.space.noise(x, generator)
+        _report(callback, i, t, x, x0)
+    return x
+
+
+@torch.no_grad()
+def ddim(denoiser, x: Tensor, ts: Tensor, *, eta: float = 0.0, cond=None, generator=None,
+         callback: Callable | None = None, progress: bool = False) -> Tensor:
+    """DDIM (Song et al. 2021): x_s = sqrt(ᾱ_s) x̂_0 + sqrt(1 - ᾱ_s - σ_η²) ε̂ + σ_η z with
+    σ_η = η sqrt((1 - ᾱ_s)/(1 - ᾱ_t)) sqrt(1 - ᾱ_t/ᾱ_s).  η = 0 is deterministic; η = 1 is
+    DDPM with σ² = β̃.  With η = 0 an increasing grid encodes data to noise."""
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"DDIM eta must be in [0, 1], got {eta}")
+    if eta > 0 and bool((ts[1:] > ts[:-1]).any()):
+        raise ValueError("DDIM inversion (an increasing time grid) needs eta = 0")
+    for i in _steps(ts, progress, "DDIM"):
+        t, s = ts[i], ts[i + 1]
+        x0, eps = denoiser(x, t, cond)
+        ab_t, ab_s = _ab(denoiser, t), _ab(denoiser, s)
+        sig = eta * math.sqrt((1 - ab_s) / (1 - ab_t) * step_beta(ab_t, ab_s)) if eta else 0.0
+        x = math.sqrt(ab_s) * x0 + math.sqrt(1 - ab_s - sig**2) * eps
+        if sig > 0:
+            x = x + sig * denoiser.space.noise(x, generator)
+        _report(callback, i, t, x, x0)
+    return x
+
+
+@torch.no_grad()
+def euler(denoiser, x: Tensor, ts: Tensor, *, cond=None, callback: Callable | None = None,
+          progress: bool = False) -> Tensor:
+    """Euler's method on the probability-flow ODE in t."""
+    return _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, heun=False)
+
+
+@torch.no_grad()
+def heun(denoiser, x: Tensor, ts: Tensor, *, cond=None, callback: Callable | None = None,
+         progress: bool = False) -> Tensor:
+    """Heun's second-order method on the probability-flow ODE in t (2 NFE per step; the
+    final denoising step takes 1)."""
+    return _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, heun=True)
+
+
+def _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, heun: bool) -> Tensor:
+    for i in _steps(ts, progress, "Heun" if heun else "Euler"):
+        t, s = float(ts[i]), float(ts[i + 1])
+        if s == 0:
+            x0, eps = denoiser(x, t, cond)
+            x = _denoising_step(x0, eps, _ab(denoiser, 0.0))
+        else:
+            d = pf_ode_drift(denoiser, x, t, cond)
+            x_next = x + (s - t) * d
+            if heun:
+                x_next = x + (s - t) * 0.5 * (d + pf_ode_drift(denoiser, x_next, s, cond))
+            x, x0 = x_next, None
+        _report(callback, i, t, x, x0)
+    return x
+
+
+@torch.no_grad()
+def rk45_sampler(denoiser, x: Tensor, ts: Tensor, *, rtol: float = 1e-5, atol: float = 1e-5,
+                 cond=None, callback: Callable | None = None, progress: bool = False) -> Tensor:
+    """Adaptive Dormand–Prince 5(4) on the probability-flow ODE from ts[0] to the smallest
+    nonzero time ts[-2], then the denoising step to 0 (Song et al. 2021 use RK45 likewise).
+    Only the first and last two entries of ts are used."""
+    t_end = float(ts[-2])
+    (x,), _ = rk45(lambda y, t: (pf_ode_drift(denoiser, y[0], t, cond),), (x,),
+                   float(ts[0]), t_end, rtol, atol)
+    x0, eps = denoiser(x, t_end, cond)
+    x = _denoising_step(x0, eps, _ab(denoiser, float(ts[-1])))
+    _report(callback, len(ts) - 2, t_end, x, x0)
+    return x
+
+
+@torch.no_grad()
+def sde(denoiser, x: Tensor, ts: Tensor, *, corrector_steps: int = 0, snr: float = 0.16,
+        cond=None, generator=None, callback: Callable | None = None,
+        progress: bool = False) -> Tensor:
+    """Euler–Maruyama on the reverse-time SDE dx = [-½βx - β ∇log p_t] dt + √β dw̄, with
+    optional Langevin corrector steps after each predictor step (Song et al. 2021, PC
+    sampling; signal-to-noise ratio `snr` sets the corrector step size)."""
+    space = denoiser.space
+    for i in _steps(ts, progress, "SDE"):
+        t, s = float(ts[i]), float(ts[i + 1])
+        x0, eps = denoiser(x, t, cond)
+        if s == 0:
+            x = _denoising_step(x0, eps, _ab(denoiser, 0.0))
+        else:
+            dt = t - s
+            beta = float(denoiser.schedule.beta(torch.tensor(t, dtype=torch.float64)))
+            sigma = math.sqrt(1 - _ab(denoiser, t))
+            score = -eps / sigma
+            x = x + dt * (0.5 * beta * x + beta * score) + math.sqrt(beta * dt) * space.noise(x, generator)
+            for _ in range(corrector_steps):
+                x = _langevin_step(denoiser, x, s, snr, cond, generator)
+        _report(callback, i, t, x, x0)
+    return x
+
+
+def _langevin_step(denoiser, x, t: float, snr: float, cond, generator) -> Tensor:
+    space = denoiser.space
+    _, eps = denoiser(x, t, cond)
+    score = -eps / math.sqrt(1 - _ab(denoiser, t))
+    z = space.noise(x, generator)
+    # step size from the target ratio ‖√(2δ) z‖ / ‖δ score‖ (score_sde's LangevinCorrector,
+    # with α the one-grid-step signal retention)
+    alpha = _ab(denoiser, t) / _ab(denoiser, max(t - 1 / denoiser.schedule.T, 0.0))
+    ratio = space.sum(z**2).sqrt() / space.sum(score**2).sqrt()
+    step = space.expand(2 * alpha * (snr * ratio) ** 2, x)
+    return x + step * score + (2 * step).sqrt() * z
+
+
+@torch.no_grad()
+def dpmpp_2m(denoiser, x: Tensor, ts: Tensor, *, cond=None, callback: Callable | None = None,
+             progress: bool = False) -> Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022): multistep second order in λ = log(α/σ) on x̂_0,
+        x_s = (σ_s/σ_t) x_t + (α_s - σ_s α_t / σ_t) D,  D = (1 + 1/2r) x̂_0,t - (1/2r) x̂_0,prev,
+    with r = h_prev / h; the first and the final step are first order (= DDIM)."""
+    x0_prev, h_prev = None, None
+    for i in _steps(ts, progress, "DPM-Solver++(2M)"):
+        t, s = float(ts[i]), float(ts[i + 1])
+        x0, _ = denoiser(x, t, cond)
+        ab_t, ab_s = _ab(denoiser, t), _ab(denoiser, s)
+        a_t, sig_t, a_s, sig_s = math.sqrt(ab_t), math.sqrt(1 - ab_t), math.sqrt(ab_s), math.sqrt(1 - ab_s)
+        last = i == len(ts) - 2
+        h = None if last else 0.5 * (math.log(ab_s / (1 - ab_s)) - math.log(ab_t / (1 - ab_t)))
+        d = x0
+        if x0_prev is not None and not last:
+            r = h_prev / h
+            d = (1 + 0.5 / r) * x0 - (0.5 / r) * x0_prev
+        x = (sig_s / sig_t) * x + (a_s - sig_s * a_t / sig_t) * d
+        x0_prev, h_prev = x0, h
+        _report(callback, i, t, x, x0)
+    return x
+
+
+SAMPLERS = {
+    "ddpm": ddpm,
+    "ddim": ddim,
+    "euler": euler,
+    "heun": heun,
+    "rk45": rk45_sampler,
+    "sde": sde,
+    "dpmpp_2m": dpmpp_2m,
+}
+
+
+@dataclasses.dataclass
+class SamplerConfig:
+    """How to sample, as a plain serializable record (stored in checkpoints).
+
+    kind: one of SAMPLERS.  steps: number of grid times evaluated (NFE for ddpm, ddim,
+    euler, sde, dpmpp_2m; 2·steps - 1 for heun; adaptive for rk45, where steps only sets the
+    final time).  spacing: 'leading' | 'trailing' | 'linspace'.  eta: DDIM stochasticity.
+    variance: DDPM 'posterior' (β̃) or 'beta'.  corrector_steps, snr: Langevin corrector of
+    'sde'.  rtol, atol: rk45 tolerances.  guidance_scale: classifier-free guidance w in
+    ε̃ = (1 + w) ε(x, c) - w ε(x, ∅); 0 means none.
+    """
+
+    kind: str = "dpmpp_2m"
+    steps: int = 20
+    spacing: str = "trailing"
+    eta: float = 0.0
+    variance: str = "posterior"
+    corrector_steps: int = 0
+    snr: float = 0.16
+    rtol: float = 1e-5
+    atol: float = 1e-5
+    guidance_scale: float = 0.0
+
+    def __post_init__(self):
+        if self.kind not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.kind!r}; choose one of {sorted(SAMPLERS)}")
+        if self.steps < 1:
+            raise ValueError(f"sampler steps must be >= 1, got {self.steps}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SamplerConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown sampler setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    def options(self) -> dict:
+        """Keyword arguments of this kind's sampler function."""
+        return {
+            "ddpm": {"variance": self.variance},
+            "ddim": {"eta": self.eta},
+            "sde": {"corrector_steps": self.corrector_steps, "snr": self.snr},
+            "rk45": {"rtol": self.rtol, "atol": self.atol},
+        }.get(self.kind, {})
+
+
+def sample(denoiser, x: Tensor, config: SamplerConfig, *, cond=None, null_cond=None,
+           generator=None, callback: Callable | None = None, progress: bool = False) -> Tensor:
+    """Run the sampler the config names from the initial state x (noise in the space)."""
+    if config.guidance_scale:
+        if null_cond is None:
+            raise ValueError("guidance_scale > 0 needs the model's null condition (null_cond)")
+        denoiser = CFGDenoiser(denoiser, config.guidance_scale, null_cond)
+    ts = denoiser.schedule.timesteps(config.steps, config.spacing)
+    fn = SAMPLERS[config.kind]
+    kwargs = dict(cond=cond, callback=callback, progress=progress, **config.options())
+    if fn in (ddpm, ddim, sde):
+        kwargs["generator"] = generator
+    return fn(denoiser, x, ts, **kwargs)

@@ -1,0 +1,189 @@
+"""Noise schedules of the variance-preserving (VP) diffusion.
+
+Every schedule is a function of continuous time t in [0, 1] through log ᾱ(t), from which
+α(t) = sqrt(ᾱ), σ(t) = sqrt(1 - ᾱ), SNR = ᾱ / (1 - ᾱ) and the VP-SDE rate
+β(t) = -d log ᾱ / dt follow.  x_t = α(t) x_0 + σ(t) ε.
+
+Discrete schedules (DDPM's β_1..β_T) live on the grid t_i = i / T: ᾱ(i / T) is exactly the
+product ∏_{j≤i} (1 - β_j), and between grid points log ᾱ is linear, so β(t) is the constant
+-T log(1 - β_i) on ((i-1)/T, i/T].  The continuous VP SDE also carries a grid (T = 1000,
+as in Song et al. 2021) on which samplers place their steps; its ᾱ(t) is closed form.
+
+All arithmetic is float64; results are cast to the dtype of the query.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+SPACINGS = ("leading", "trailing", "linspace")
+
+
+class NoiseSchedule:
+    """Base class: subclasses define `log_alpha_bar(t)` and `beta(t)` for t in [0, 1]."""
+
+    T: int  # steps of the discrete grid t_i = i / T
+
+    # -- primitives -------------------------------------------------------------------------
+    def log_alpha_bar(self, t: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def beta(self, t: Tensor) -> Tensor:
+        """Continuous rate β(t) = -d log ᾱ(t) / dt of the VP SDE dx = -½βx dt + √β dw."""
+        raise NotImplementedError
+
+    # -- derived quantities -----------------------------------------------------------------
+    def alpha_bar(self, t: Tensor) -> Tensor:
+        return _cast(self.log_alpha_bar(_f64(t)).exp(), t)
+
+    def alpha(self, t: Tensor) -> Tensor:
+        """Signal scale α(t) = sqrt(ᾱ(t))."""
+        return _cast((0.5 * self.log_alpha_bar(_f64(t))).exp(), t)
+
+    def sigma(self, t: Tensor) -> Tensor:
+        """Noise scale σ(t) = sqrt(1 - ᾱ(t)), accurate near t = 0 through expm1."""
+        return _cast((-torch.expm1(self.log_alpha_bar(_f64(t)))).sqrt(), t)
+
+    def snr(self, t: Tensor) -> Tensor:
+        return _cast(self.log_snr(_f64(t)).exp(), t)
+
+    def log_snr(self, t: Tensor) -> Tensor:
+        """log SNR = log ᾱ - log(1 - ᾱ)."""
+        la = self.log_alpha_bar(_f64(t))
+        return _cast(la - torch.log(-torch.expm1(la)), t)
+
+    def betas(self) -> Tensor:
+        """Discrete β_1..β_T of the grid (float64): β_i = 1 - ᾱ(i/T) / ᾱ((i-1)/T)."""
+        la = self.log_alpha_bar(torch.arange(self.T + 1, dtype=torch.float64) / self.T)
+        return -torch.expm1(la[1:] - la[:-1])
+
+    # -- training and sampling times ----------------------------------------------------------
+    def sample_t(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+        """Training times: uniform over the grid points 1/T .. 1 (t = 0 is the data)."""
+        i = torch.randint(1, self.T + 1, (n,), generator=generator, device=device)
+        return i.to(torch.get_default_dtype()) / self.T
+
+    def timesteps(self, steps: int, spacing: str = "trailing") -> Tensor:
+        """Decreasing sampling times t_steps > ... > t_1 > t_0 = 0 on the grid (float64).
+
+        The `steps` evaluated times are grid indices chosen by `spacing` (Lin et al. 2024,
+        Table 2): 'leading' (1, 1+k, ..., DDIM's choice), 'trailing' (T, T-T/steps, ...,
+        starts at pure noise), 'linspace' (round(linspace(1, T, steps))).  The last entry 0
+        is where sampling ends.
+        """
+        if not 1 <= steps <= self.T:
+            raise ValueError(f"steps must be in 1..{self.T} for this schedule, got {steps}")
+        if spacing == "leading":
+            idx = np.arange(steps) * (self.T // steps) + 1
+        elif spacing == "trailing":
+            idx = np.floor(self.T - np.arange(steps) * self.T / steps + 0.5)[::-1]
+        elif spacing == "linspace":
+            idx = np.floor(np.linspace(1, self.T, steps) + 0.5)
+        else:
+            raise ValueError(f"unknown timestep spacing {spacing!r}; choose one of {SPACINGS}")
+        idx = np.concatenate([idx.astype(np.int64)[::-1], [0]])
+        return torch.from_numpy(idx.copy()).double() / self.T
+
+
+class DiscreteSchedule(NoiseSchedule):
+    """A schedule given by ᾱ at the grid points 0, 1/T, ..., 1 (log-linear in between)."""
+
+    def __init__(self, alpha_bars: Tensor | np.ndarray):
+        ab = torch.as_tensor(np.asarray(alpha_bars, dtype=np.float64))
+        if ab.ndim != 1 or len(ab) < 2 or not bool(((ab > 0) & (ab <= 1)).all()):
+            raise ValueError("alpha_bars must be a 1-D array in (0, 1] of length T + 1")
+        if not bool((ab[1:] < ab[:-1]).all()):
+            raise ValueError("alpha_bars must decrease strictly")
+        self.T = len(ab) - 1
+        self._log_ab = ab.log()
+
+    def _interval(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        u = t.clamp(0, 1) * self.T
+        i = u.ceil().clamp(min=1).long()  # t in ((i-1)/T, i/T]
+        return i, u - (i - 1)
+
+    def log_alpha_bar(self, t: Tensor) -> Tensor:
+        t = _f64(t)
+        lab = self._log_ab.to(t.device)
+        i, frac = self._interval(t)
+        return lab[i - 1] + frac * (lab[i] - lab[i - 1])
+
+    def beta(self, t: Tensor) -> Tensor:
+        lab = self._log_ab.to(t.device)
+        i, _ = self._interval(_f64(t))
+        return _cast(self.T * (lab[i - 1] - lab[i]), t)
+
+
+class LinearSchedule(DiscreteSchedule):
+    """DDPM (Ho et al. 2020): β_t linear from β_1 to β_T."""
+
+    def __init__(self, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02):
+        betas = np.linspace(beta_start, beta_end, T, dtype=np.float64)
+        super().__init__(np.concatenate([[1.0], np.cumprod(1.0 - betas)]))
+
+
+class CosineSchedule(DiscreteSchedule):
+    """Nichol & Dhariwal 2021: ᾱ_t = f(t)/f(0), f = cos²((t/T + s)/(1 + s)·π/2), β_t ≤ max_beta."""
+
+    def __init__(self, T: int = 1000, s: float = 0.008, max_beta: float = 0.999):
+        f = np.cos((np.arange(T + 1) / T + s) / (1 + s) * math.pi / 2) ** 2
+        betas = np.clip(1.0 - f[1:] / f[:-1], 0.0, max_beta)
+        super().__init__(np.concatenate([[1.0], np.cumprod(1.0 - betas)]))
+
+
+class PolynomialSchedule(DiscreteSchedule):
+    """EDM for molecules (Hoogeboom et al. 2022): ᾱ_t = (1 - (t/T)^power)², with each step's
+    ratio ᾱ_t/ᾱ_{t-1} clipped at `clip` and the precision map ᾱ → (1 - 2s)ᾱ + s."""
+
+    def __init__(self, T: int = 1000, power: float = 2.0, s: float = 1e-5, clip: float = 0.001):
+        x = np.linspace(0, T, T + 1)
+        ab = (1 - (x / T) ** power) ** 2
+        steps = np.clip(ab / np.concatenate([[1.0], ab[:-1]]), clip, 1.0)
+        super().__init__((1 - 2 * s) * np.cumprod(steps) + s)
+
+
+class VPSDESchedule(NoiseSchedule):
+    """Continuous VP SDE (Song et al. 2021): β(t) = β_min + t(β_max - β_min), so
+    log ᾱ(t) = -β_min t - ½(β_max - β_min) t².  Training may use any t; `T` sets the grid."""
+
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, T: int = 1000,
+                 t_min: float = 1e-3):
+        self.beta_min, self.beta_max, self.T, self.t_min = beta_min, beta_max, T, t_min
+
+    def log_alpha_bar(self, t: Tensor) -> Tensor:
+        t = _f64(t)
+        return -self.beta_min * t - 0.5 * (self.beta_max - self.beta_min) * t**2
+
+    def beta(self, t: Tensor) -> Tensor:
+        return _cast(self.beta_min + _f64(t) * (self.beta_max - self.beta_min), t)
+
+    def sample_t(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+        u = torch.rand(n, generator=generator, device=device)
+        return self.t_min + (1 - self.t_min) * u
+
+
+SCHEDULES = {
+    "linear": LinearSchedule,
+    "cosine": CosineSchedule,
+    "polynomial": PolynomialSchedule,
+    "vpsde": VPSDESchedule,
+}
+
+
+def make_schedule(name: str, **kwargs) -> NoiseSchedule:
+    """Build a schedule by name ('linear', 'cosine', 'polynomial', 'vpsde')."""
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown noise schedule {name!r}; choose one of {sorted(SCHEDULES)}")
+    return SCHEDULES[name](**kwargs)
+
+
+def _f64(t) -> Tensor:
+    return torch.as_tensor(t).to(torch.float64)
+
+
+def _cast(value: Tensor, like) -> Tensor:
+    like = torch.as_tensor(like)
+    return value.to(like.dtype) if like.is_floating_point() else value.float()
