@@ -51,17 +51,25 @@ class GaussianMixture:
         return torch.softmax(self._component_log_probs(x.double()), dim=1)
 
     def score(self, x: Tensor) -> Tensor:
-        """∇ log p(x) [N, D]: Σ_k r_k(x) · (-Σ_k^{-1} (x - μ_k))."""
-        x = x.double()
-        sol = torch.einsum("kij,nkj->nki", self._precisions(), x[:, None, :] - self.means[None])
-        return -(self.responsibilities(x)[..., None] * sol).sum(1)
+        """∇ log p(x) [N, D]."""
+        one = torch.ones(len(x), dtype=torch.float64)
+        return self.noised_score(x, one, 0 * one)
 
-    def _precisions(self) -> Tensor:
-        return torch.linalg.inv(self.covs)
+    def noised_score(self, x: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
+        """∇ log p_t(x) [N, D] of the marginal at per-sample scales α, σ ([N], or [1] when all
+        samples share them): Σ_k r_k(x) · (-C_k⁻¹ (x - α μ_k)) with C_k = α² Σ_k + σ² I."""
+        x = x.double()
+        eye = torch.eye(self.dim, dtype=torch.float64)
+        cov = alpha[:, None, None, None] ** 2 * self.covs + sigma[:, None, None, None] ** 2 * eye
+        prec = torch.linalg.inv(cov)  # [N, K, D, D]
+        diff = x[:, None, :] - alpha[:, None, None] * self.means  # [N, K, D]
+        sol = (prec @ diff[..., None])[..., 0]
+        log_r = self.weights.log() - 0.5 * ((diff * sol).sum(-1) + torch.linalg.slogdet(cov).logabsdet)
+        return -(torch.softmax(log_r, dim=1)[..., None] * sol).sum(1)
 
     def _component_log_probs(self, x: Tensor) -> Tensor:
         diff = x[:, None, :] - self.means[None]
-        quad = torch.einsum("nki,kij,nkj->nk", diff, self._precisions(), diff)
+        quad = torch.einsum("nki,kij,nkj->nk", diff, torch.linalg.inv(self.covs), diff)
         logdet = torch.linalg.slogdet(self.covs).logabsdet
         return self.weights.log() - 0.5 * (quad + logdet + self.dim * math.log(2 * math.pi))
 
@@ -75,15 +83,12 @@ class ExactEpsModel(nn.Module):
         self.mixture, self.schedule = mixture, schedule
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        flat = x.reshape(x.shape[0], -1).double()
-        out = torch.empty_like(flat)
-        # all samples share t while sampling; group by t so each marginal is built once
-        for tv in torch.unique(t):
-            rows = t == tv
-            alpha = float(self.schedule.alpha(tv.double()))
-            sigma = float(self.schedule.sigma(tv.double()))
-            out[rows] = -sigma * self.mixture.noised(alpha, sigma).score(flat[rows])
-        return out.to(x.dtype).reshape(x.shape)
+        t = t.double()
+        if bool((t == t[0]).all()):  # sampling: one marginal for the whole batch
+            t = t[:1]
+        sigma = self.schedule.sigma(t)
+        score = self.mixture.noised_score(x.reshape(x.shape[0], -1), self.schedule.alpha(t), sigma)
+        return (-sigma[:, None] * score).to(x.dtype).reshape(x.shape)
 
 
 def mixture_2d(kind: str = "ring") -> GaussianMixture:

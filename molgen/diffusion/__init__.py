@@ -5,7 +5,7 @@ from .denoiser import (PREDICTIONS, CFGDenoiser, ClassifierGuidedDenoiser, Denoi
 from .likelihood import log_likelihood
 from .losses import diffusion_loss, loss_weight
 from .process import q_posterior, q_sample
-from .samplers import SAMPLERS, SamplerConfig, ddim, ddpm, dpmpp_2m, euler, heun, rk45_sampler, sample, sde
+from .samplers import SAMPLERS, SamplerConfig, ddim, ddim_invert, ddpm, dpmpp_2m, euler, heun, rk45_sampler, sample, sde
 from .schedules import (CosineSchedule, DiscreteSchedule, LinearSchedule, NoiseSchedule,
                         PolynomialSchedule, VPSDESchedule, make_schedule)
 from .spaces import EUCLIDEAN, EuclideanSpace, ZeroMeanSpace
@@ -13,7 +13,7 @@ from .spaces import EUCLIDEAN, EuclideanSpace, ZeroMeanSpace
 __all__ = [
     "PREDICTIONS", "CFGDenoiser", "ClassifierGuidedDenoiser", "Denoiser", "convert",
     "drop_condition", "from_x0_eps", "to_x0_eps", "log_likelihood", "diffusion_loss",
-    "loss_weight", "q_posterior", "q_sample", "SAMPLERS", "SamplerConfig", "ddim", "ddpm",
+    "loss_weight", "q_posterior", "q_sample", "SAMPLERS", "SamplerConfig", "ddim", "ddim_invert", "ddpm",
     "dpmpp_2m", "euler", "heun", "rk45_sampler", "sample", "sde", "CosineSchedule",
     "DiscreteSchedule", "LinearSchedule", "NoiseSchedule", "PolynomialSchedule",
     "VPSDESchedule", "make_schedule", "EUCLIDEAN", "EuclideanSpace", "ZeroMeanSpace",

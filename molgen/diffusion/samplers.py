@@ -33,7 +33,8 @@ def _ab(denoiser, t) -> float:
 
 
 def _denoising_step(x0: Tensor, eps: Tensor, ab_s: float) -> Tensor:
-    """DDIM (η = 0) update to ᾱ_s from the predictions at the current time."""
+    """DDIM (η = 0) update to ᾱ_s from the predictions at the current time (the Euler step
+    of the PF-ODE in x̃ = x/α, s = σ/α)."""
     return math.sqrt(ab_s) * x0 + math.sqrt(1 - ab_s) * eps
 
 
@@ -65,12 +66,10 @@ def ddpm(denoiser, x: Tensor, ts: Tensor, *, variance: str = "posterior", cond=N
 def ddim(denoiser, x: Tensor, ts: Tensor, *, eta: float = 0.0, cond=None, generator=None,
          callback: Callable | None = None, progress: bool = False) -> Tensor:
     """DDIM (Song et al. 2021): x_s = sqrt(ᾱ_s) x̂_0 + sqrt(1 - ᾱ_s - σ_η²) ε̂ + σ_η z with
-    σ_η = η sqrt((1 - ᾱ_s)/(1 - ᾱ_t)) sqrt(1 - ᾱ_t/ᾱ_s).  η = 0 is deterministic; η = 1 is
-    DDPM with σ² = β̃.  With η = 0 an increasing grid encodes data to noise."""
+    σ_η = η sqrt((1 - ᾱ_s)/(1 - ᾱ_t)) sqrt(1 - ᾱ_t/ᾱ_s).  η = 0 is deterministic (and
+    inverted by `ddim_invert`); η = 1 is DDPM with σ² = β̃."""
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"DDIM eta must be in [0, 1], got {eta}")
-    if eta > 0 and bool((ts[1:] > ts[:-1]).any()):
-        raise ValueError("DDIM inversion (an increasing time grid) needs eta = 0")
     for i in _steps(ts, progress, "DDIM"):
         t, s = ts[i], ts[i + 1]
         x0, eps = denoiser(x, t, cond)
@@ -84,32 +83,64 @@ def ddim(denoiser, x: Tensor, ts: Tensor, *, eta: float = 0.0, cond=None, genera
 
 
 @torch.no_grad()
+def ddim_invert(denoiser, x: Tensor, ts: Tensor, *, tol: float = 1e-6, max_iters: int = 20,
+                cond=None, callback: Callable | None = None, progress: bool = False) -> Tensor:
+    """Encode data to noise by inverting deterministic DDIM on the same decreasing grid ts.
+
+    Each step t → u (u > t) solves the DDIM step u → t for its start point,
+        x_u = (α_u/α_t) x_t + (σ_u - α_u σ_t/α_t) ε̂(x_u, u),
+    by fixed-point iteration from ε̂(x_t, t) (its first iterate is the usual approximate
+    inversion) until no entry moves by more than tol, so `ddim(ddim_invert(x, ts), ts)`
+    returns x to about tol.  Each step costs 1 + (iterations) NFE.
+    """
+    up = ts.flip(0)
+    for i in _steps(up, progress, "DDIM inversion"):
+        t, u = float(up[i]), float(up[i + 1])
+        a_t, a_u = math.sqrt(_ab(denoiser, t)), math.sqrt(_ab(denoiser, u))
+        sig_t, sig_u = math.sqrt(1 - a_t**2), math.sqrt(1 - a_u**2)
+        x0, eps = denoiser(x, t, cond)
+        x_t, c = x, sig_u - a_u * sig_t / a_t
+        x = (a_u / a_t) * x_t + c * eps
+        for _ in range(max_iters):
+            x_prev, x = x, (a_u / a_t) * x_t + c * denoiser(x, u, cond)[1]
+            if float((x - x_prev).abs().max()) < tol:
+                break
+        _report(callback, i, u, x, x0)
+    return x
+
+
+@torch.no_grad()
 def euler(denoiser, x: Tensor, ts: Tensor, *, cond=None, callback: Callable | None = None,
           progress: bool = False) -> Tensor:
-    """Euler's method on the probability-flow ODE in t."""
-    return _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, heun=False)
+    """Euler's method on the probability-flow ODE in the variables of Karras et al. (2022),
+    x̃ = x / α and s = σ / α, where it reads dx̃/ds = ε̂.  Algebraically this is DDIM with
+    η = 0; it is kept as the first-order member of the ODE family beside `heun`."""
+    return _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, second_order=False)
 
 
 @torch.no_grad()
 def heun(denoiser, x: Tensor, ts: Tensor, *, cond=None, callback: Callable | None = None,
          progress: bool = False) -> Tensor:
-    """Heun's second-order method on the probability-flow ODE in t (2 NFE per step; the
-    final denoising step takes 1)."""
-    return _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, heun=True)
+    """Heun's second-order method on dx̃/ds = ε̂ (Karras et al. 2022, Alg. 1): 2 NFE per step;
+    the final step to t = 0 is first order (the denoising step), so NFE = 2·steps - 1."""
+    return _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, second_order=True)
 
 
-def _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, heun: bool) -> Tensor:
-    for i in _steps(ts, progress, "Heun" if heun else "Euler"):
-        t, s = float(ts[i]), float(ts[i + 1])
-        if s == 0:
-            x0, eps = denoiser(x, t, cond)
-            x = _denoising_step(x0, eps, _ab(denoiser, 0.0))
+def _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, second_order: bool) -> Tensor:
+    # x̃ = x/α and s = σ/α turn the PF-ODE into dx̃/ds = ε̂, which stays well conditioned as
+    # t → 0, where the drift in t, -½β(x - ε̂/σ), becomes stiff.
+    for i in _steps(ts, progress, "Heun" if second_order else "Euler"):
+        t, u = float(ts[i]), float(ts[i + 1])
+        ab_t, ab_u = _ab(denoiser, t), _ab(denoiser, u)
+        x0, eps = denoiser(x, t, cond)
+        if u == 0 or not second_order:
+            x = _denoising_step(x0, eps, ab_u)
         else:
-            d = pf_ode_drift(denoiser, x, t, cond)
-            x_next = x + (s - t) * d
-            if heun:
-                x_next = x + (s - t) * 0.5 * (d + pf_ode_drift(denoiser, x_next, s, cond))
-            x, x0 = x_next, None
+            a_t, a_u = math.sqrt(ab_t), math.sqrt(ab_u)
+            ds = math.sqrt(1 - ab_u) / a_u - math.sqrt(1 - ab_t) / a_t
+            x_euler = a_u * (x / a_t + ds * eps)
+            _, eps_u = denoiser(x_euler, u, cond)
+            x = a_u * (x / a_t + ds * 0.5 * (eps + eps_u))
         _report(callback, i, t, x, x0)
     return x
 
@@ -159,11 +190,12 @@ def _langevin_step(denoiser, x, t: float, snr: float, cond, generator) -> Tensor
     _, eps = denoiser(x, t, cond)
     score = -eps / math.sqrt(1 - _ab(denoiser, t))
     z = space.noise(x, generator)
-    # step size from the target ratio ‖√(2δ) z‖ / ‖δ score‖ (score_sde's LangevinCorrector,
-    # with α the one-grid-step signal retention)
+    # step δ = 2α (snr ‖z‖ / ‖score‖)², norms averaged over the batch as in score_sde's
+    # LangevinCorrector (per-sample steps blow up between modes, where ‖score‖ → 0);
+    # α is the signal retained over one grid step
     alpha = _ab(denoiser, t) / _ab(denoiser, max(t - 1 / denoiser.schedule.T, 0.0))
-    ratio = space.sum(z**2).sqrt() / space.sum(score**2).sqrt()
-    step = space.expand(2 * alpha * (snr * ratio) ** 2, x)
+    ratio = space.sum(z**2).sqrt().mean() / space.sum(score**2).sqrt().mean()
+    step = 2 * alpha * (snr * ratio) ** 2
     return x + step * score + (2 * step).sqrt() * z
 
 

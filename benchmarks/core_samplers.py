@@ -1,0 +1,313 @@
+"""Sampler accuracy vs cost with the *exact* model of a known distribution.
+
+With ExactEpsModel (the closed-form ε* of a Gaussian mixture) there is no learning error, so
+every deviation of the samples from the true mixture is sampling error: discretisation of the
+sampler plus Monte-Carlo noise of the finite sample.  For each sampler and number of function
+evaluations (NFE) we draw N points from the same seeded x_T and measure
+
+* sliced Wasserstein-1 distance to an independent fresh sample of the true mixture (size N),
+* unbiased squared MMD (molgen.stats.mmd_rbf) on the first `--mmd-n` points of both,
+* component-weight error: max_k |share of samples whose most responsible component is k - π_k|,
+* wall time of the sampling call,
+
+with the NFE counted by a wrapper around the denoiser.  A "noise floor" row gives the same
+numbers for independent true samples (mean over --floor-draws draws): what a perfect sampler
+would score, i.e. where sampling error becomes invisible.
+
+    python benchmarks/core_samplers.py            # defaults: N = 10000, linear schedule, T = 1000
+    python benchmarks/core_samplers.py --n 2000 --schedule cosine --out /tmp/cs.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from molgen.diffusion import Denoiser, SamplerConfig, make_schedule, sample
+from molgen.diffusion.schedules import SCHEDULES, SPACINGS
+from molgen.stats import mmd_rbf, sliced_wasserstein
+from molgen.toy import ExactEpsModel, mixture_2d
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "results" / "core_samplers.json"
+DEFAULT_NFES = (5, 10, 20, 50, 100, 1000)
+
+# (label, SamplerConfig fields).  NFE -> steps mapping is in `steps_for`.
+SAMPLERS = [
+    ("DDPM (posterior var.)", dict(kind="ddpm", variance="posterior")),
+    ("DDIM eta=0", dict(kind="ddim", eta=0.0)),
+    ("PF-ODE Euler", dict(kind="euler")),
+    ("PF-ODE Heun", dict(kind="heun")),
+    ("Reverse SDE Euler-Maruyama", dict(kind="sde", corrector_steps=0)),
+    ("DPM-Solver++(2M)", dict(kind="dpmpp_2m")),
+]
+
+
+class CountingDenoiser:
+    """Wraps a denoiser and counts its calls (one call = one NFE for the whole batch)."""
+
+    def __init__(self, inner):
+        self.inner, self.schedule, self.space = inner, inner.schedule, inner.space
+        self.nfe = 0
+
+    def times(self, t, x):
+        return self.inner.times(t, x)
+
+    def scales(self, t, x):
+        return self.inner.scales(t, x)
+
+    def __call__(self, x, t, cond=None):
+        self.nfe += 1
+        return self.inner(x, t, cond)
+
+
+def steps_for(kind: str, nfe: int) -> tuple[int, int]:
+    """(steps, expected NFE) for a nominal NFE budget.  Heun takes 2·steps - 1 NFE."""
+    if kind == "heun":
+        steps = (nfe + 1) // 2
+        return steps, 2 * steps - 1
+    return nfe, nfe
+
+
+def weight_error(mixture, x: torch.Tensor) -> float:
+    """max_k |fraction of x assigned (argmax responsibility) to component k - π_k|."""
+    finite = torch.isfinite(x).all(1)
+    if not bool(finite.all()):
+        return float("nan")
+    labels = mixture.responsibilities(x).argmax(1)
+    hist = torch.bincount(labels, minlength=len(mixture.weights)).double() / len(x)
+    return float((hist - mixture.weights).abs().max())
+
+
+def measure(x: torch.Tensor, ref: torch.Tensor, mixture, args) -> dict:
+    n_bad = int((~torch.isfinite(x).all(1)).sum())
+    if n_bad:
+        return dict(sw=float("nan"), mmd=float("nan"), weight_err=float("nan"), nonfinite=n_bad)
+    gen = torch.Generator().manual_seed(args.seed + 3)  # same projections for every row
+    return dict(
+        sw=sliced_wasserstein(x, ref, projections=args.projections, generator=gen),
+        mmd=mmd_rbf(x[: args.mmd_n], ref[: args.mmd_n]),
+        weight_err=weight_error(mixture, x),
+        nonfinite=0,
+    )
+
+
+def run_one(denoiser, x_T, config: SamplerConfig, args) -> tuple[torch.Tensor, int, float]:
+    counting = CountingDenoiser(denoiser)
+    gen = torch.Generator().manual_seed(args.seed + 2)  # sampler noise (DDPM, SDE)
+    t0 = time.perf_counter()
+    x = sample(counting, x_T.clone(), config, generator=gen)
+    return x, counting.nfe, time.perf_counter() - t0
+
+
+def fmt(v: float, width: int = 10) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "nan".rjust(width)
+    return f"{v:.3e}".rjust(width) if abs(v) < 1e-2 or abs(v) >= 1e3 else f"{v:.4f}".rjust(width)
+
+
+def print_table(title: str, key: str, rows: list[dict], nfes, extra: list[dict], floor: dict | None):
+    lw = 28
+    print(f"\n{title}")
+    print("sampler".ljust(lw) + "".join(f"NFE={n}".rjust(12) for n in nfes))
+    for label, _ in SAMPLERS:
+        line = label.ljust(lw)
+        for n in nfes:
+            r = next((r for r in rows if r["sampler"] == label and r["nominal_nfe"] == n), None)
+            if r is None:
+                line += "-".rjust(12)
+                continue
+            cell = fmt(r[key], 10)
+            line += (cell + ("*" if r["nfe"] != n else " ")).rjust(12)
+        print(line)
+    for r in extra:
+        print(f"{r['sampler']} (NFE={r['nfe']})".ljust(lw) + fmt(r[key], 10).rjust(12))
+    if floor is not None and key in floor:
+        print("noise floor (true vs true)".ljust(lw) + fmt(floor[key], 10).rjust(12)
+              + f"  (mean of {len(floor['draws'])} draws, sd {fmt(floor[key + '_sd'], 0)},"
+              f" max {fmt(floor[key + '_max'], 0)})")
+
+
+def plot(results: dict, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [("sw", "sliced Wasserstein-1"), ("mmd", "MMD² (RBF; values ≤ 0 not drawn)"),
+               ("weight_err", "component-weight error (max abs)")]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
+    rows, floor = results["grid"], results["noise_floor"]
+    for ax, (key, name) in zip(axes, metrics):
+        for label, _ in SAMPLERS:
+            pts = sorted((r["nfe"], r[key]) for r in rows if r["sampler"] == label
+                         and r[key] is not None and math.isfinite(r[key]) and r[key] > 0)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=label)
+        for r, m in zip(results["rk45"], ("*", "P")):
+            if r[key] is not None and math.isfinite(r[key]) and r[key] > 0:
+                ax.plot([r["nfe"]], [r[key]], m, ms=12, color="k", label=r["sampler"])
+        if floor[key] > 0:
+            ax.axhline(floor[key], color="gray", ls="--", label="noise floor (true vs true, mean)")
+            if floor[key + "_max"] > floor[key]:
+                ax.axhspan(max(floor[key] - floor[key + "_sd"], floor[key] / 10),
+                           floor[key] + floor[key + "_sd"], color="gray", alpha=0.15)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("NFE (measured)")
+        ax.set_title(name)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    s = results["settings"]
+    fig.suptitle(f"Exact model, mixture_2d('{s['mixture']}'), {s['schedule']} schedule T={s['T']}, "
+                 f"{s['spacing']} spacing, N={s['n']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def provenance() -> dict:
+    """Which molgen code produced the numbers (the samplers are still being edited)."""
+    import hashlib
+    import subprocess
+
+    root = HERE.parent
+    info = {}
+    try:
+        run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True,
+                                        timeout=10).stdout.rstrip()
+        info["git_head"] = run("rev-parse", "HEAD")
+        info["git_dirty_paths_molgen"] = run("status", "--porcelain", "molgen").splitlines()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for rel in ("molgen/diffusion/samplers.py", "molgen/diffusion/ode.py", "molgen/toy.py",
+                "molgen/diffusion/schedules.py", "molgen/stats.py"):
+        f = root / rel
+        if f.exists():
+            info[f"sha256:{rel}"] = hashlib.sha256(f.read_bytes()).hexdigest()[:16]
+    return info
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=10_000, help="samples per run (default 10000)")
+    p.add_argument("--schedule", default="linear", choices=sorted(SCHEDULES))
+    p.add_argument("--T", type=int, default=1000, help="grid size of the schedule (default 1000)")
+    p.add_argument("--spacing", default="trailing", choices=SPACINGS)
+    p.add_argument("--mixture", default="ring", choices=("ring", "three"))
+    p.add_argument("--nfe", type=int, nargs="+", default=list(DEFAULT_NFES))
+    p.add_argument("--rk45-tol", type=float, nargs="*", default=[1e-5, 1e-3],
+                   help="rtol = atol values for the adaptive RK45 rows")
+    p.add_argument("--mmd-n", type=int, default=2000, help="subset size for MMD (default 2000)")
+    p.add_argument("--projections", type=int, default=256, help="sliced-Wasserstein directions")
+    p.add_argument("--floor-draws", type=int, default=20,
+                   help="independent true samples averaged for the noise-floor row")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help="JSON path; the plot goes next to it with suffix .png")
+    p.add_argument("--no-plot", action="store_true")
+    args = p.parse_args(argv)
+    t_start = time.perf_counter()
+    load_start = os.getloadavg()
+    code = provenance()  # taken before molgen runs, in case files change during the run
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    schedule = make_schedule(args.schedule, T=args.T)
+    mixture = mixture_2d(args.mixture)
+    denoiser = Denoiser(ExactEpsModel(mixture, schedule), schedule, prediction="eps")
+
+    x_T = torch.randn(args.n, mixture.dim, generator=torch.Generator().manual_seed(args.seed),
+                      dtype=torch.float64)
+    ref = mixture.sample(args.n, generator=torch.Generator().manual_seed(args.seed + 1))
+    # noise floor: a perfect sampler's numbers, from independent true samples of size N
+    draws = [measure(mixture.sample(args.n, generator=torch.Generator().manual_seed(args.seed + 100 + r)),
+                     ref, mixture, args) for r in range(args.floor_draws)]
+    floor = {"sampler": "noise floor (true vs true)", "draws": draws}
+    for key in ("sw", "mmd", "weight_err"):
+        v = torch.tensor([d[key] for d in draws], dtype=torch.float64)
+        floor[key] = float(v.mean())
+        floor[key + "_sd"] = float(v.std()) if len(v) > 1 else 0.0
+        floor[key + "_max"] = float(v.max())
+    denoiser(x_T[:16], 0.5)  # warm-up before timing
+
+    grid = []
+    for label, opts in SAMPLERS:
+        for n in args.nfe:
+            steps, expected = steps_for(opts["kind"], n)
+            if not 1 <= steps <= schedule.T:
+                print(f"skip {label} NFE={n}: needs {steps} steps on a T={schedule.T} grid")
+                continue
+            cfg = SamplerConfig(steps=steps, spacing=args.spacing, **opts)
+            x, nfe, dt = run_one(denoiser, x_T, cfg, args)
+            row = dict(sampler=label, config=cfg.to_dict(), nominal_nfe=n, steps=steps,
+                       expected_nfe=expected, nfe=nfe, time_s=dt, **measure(x, ref, mixture, args))
+            if nfe != expected:
+                print(f"WARNING {label}: expected {expected} NFE for steps={steps}, counted {nfe}")
+            grid.append(row)
+            print(f"{label:28s} NFE={nfe:5d}  SW={row['sw']:.4f}  MMD={row['mmd']:.2e}  "
+                  f"w_err={row['weight_err']:.4f}  {dt:7.2f}s", flush=True)
+
+    rk45_rows = []
+    for tol in args.rk45_tol:
+        cfg = SamplerConfig(kind="rk45", steps=schedule.T, spacing=args.spacing, rtol=tol, atol=tol)
+        x, nfe, dt = run_one(denoiser, x_T, cfg, args)
+        row = dict(sampler=f"RK45 tol={tol:g}", config=cfg.to_dict(), nominal_nfe=None,
+                   steps=cfg.steps, expected_nfe=None, nfe=nfe, time_s=dt,
+                   **measure(x, ref, mixture, args))
+        rk45_rows.append(row)
+        print(f"{row['sampler']:28s} NFE={nfe:5d}  SW={row['sw']:.4f}  MMD={row['mmd']:.2e}  "
+              f"w_err={row['weight_err']:.4f}  {dt:7.2f}s", flush=True)
+
+    nfes = list(args.nfe)
+    print("\n(* = measured NFE differs from the column: Heun uses 2*steps-1 NFE, steps=(NFE+1)//2)")
+    print_table("Sliced Wasserstein-1 to a fresh true sample (lower is better)", "sw", grid, nfes,
+                rk45_rows, floor)
+    print_table("MMD^2 (RBF, unbiased, first %d points)" % args.mmd_n, "mmd", grid, nfes,
+                rk45_rows, floor)
+    print_table("Component-weight error (max |hist - pi|)", "weight_err", grid, nfes, rk45_rows,
+                floor)
+    print_table("Wall time of sampling [s]", "time_s", grid, nfes, rk45_rows, None)
+
+    total = time.perf_counter() - t_start
+    results = dict(
+        description="Sampler error vs NFE with the exact eps-model of a 2-D Gaussian mixture "
+                    "(benchmarks/core_samplers.py)",
+        settings=dict(n=args.n, schedule=args.schedule, T=schedule.T, spacing=args.spacing,
+                      mixture=args.mixture, prediction="eps", dtype="float64", nfe=nfes,
+                      rk45_tol=args.rk45_tol, mmd_n=args.mmd_n,
+                      mmd_bandwidths=[0.1, 0.2, 0.5, 1.0, 2.0], sw_projections=args.projections,
+                      seeds=dict(x_T=args.seed, reference=args.seed + 1, sampler_noise=args.seed + 2,
+                                 sw_directions=args.seed + 3,
+                                 noise_floor_samples=f"{args.seed + 100}..{args.seed + 99 + args.floor_draws}"),
+                      floor_draws=args.floor_draws,
+                      heun_steps="steps = (NFE + 1) // 2, true NFE = 2 * steps - 1",
+                      rk45_steps="steps = T, so the ODE is solved to t = 1/T, then one denoising step"),
+        machine=dict(platform=platform.platform(), python=sys.version.split()[0],
+                     torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                     torch_interop_threads=torch.get_num_interop_threads(),
+                     cpu_count=os.cpu_count(), processor=platform.processor(),
+                     loadavg_1_5_15min_start=list(load_start), loadavg_1_5_15min_end=list(os.getloadavg())),
+        code=code,
+        noise_floor=floor, grid=grid, rk45=rk45_rows, total_runtime_s=total,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
+    print(f"\nwrote {args.out}")
+    if not args.no_plot:
+        png = args.out.with_suffix(".png")
+        plot(results, png)
+        print(f"wrote {png}")
+    print(f"total runtime {time.perf_counter() - t_start:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
