@@ -86,11 +86,11 @@ def weight_error(mixture, x: torch.Tensor) -> float:
     return float((hist - mixture.weights).abs().max())
 
 
-def measure(x: torch.Tensor, ref: torch.Tensor, mixture, args) -> dict:
+def measure(x: torch.Tensor, ref: torch.Tensor, mixture, args, seed: int) -> dict:
     n_bad = int((~torch.isfinite(x).all(1)).sum())
     if n_bad:
         return dict(sw=float("nan"), mmd=float("nan"), weight_err=float("nan"), nonfinite=n_bad)
-    gen = torch.Generator().manual_seed(args.seed + 3)  # same projections for every row
+    gen = torch.Generator().manual_seed(seed + 3)  # same projections for every row
     return dict(
         sw=sliced_wasserstein(x, ref, projections=args.projections, generator=gen),
         mmd=mmd_rbf(x[: args.mmd_n], ref[: args.mmd_n]),
@@ -99,12 +99,26 @@ def measure(x: torch.Tensor, ref: torch.Tensor, mixture, args) -> dict:
     )
 
 
-def run_one(denoiser, x_T, config: SamplerConfig, args) -> tuple[torch.Tensor, int, float]:
+def run_one(denoiser, x_T, config: SamplerConfig, seed: int) -> tuple[torch.Tensor, int, float]:
     counting = CountingDenoiser(denoiser)
-    gen = torch.Generator().manual_seed(args.seed + 2)  # sampler noise (DDPM, SDE)
+    gen = torch.Generator().manual_seed(seed + 2)  # sampler noise (DDPM, SDE)
     t0 = time.perf_counter()
     x = sample(counting, x_T.clone(), config, generator=gen)
     return x, counting.nfe, time.perf_counter() - t0
+
+
+def run_seeds(denoiser, mixture, cfg: SamplerConfig, seeds, args) -> dict:
+    """Mean metrics, NFE (largest) and time per run of one sampler setting over the seeds."""
+    per_seed = []
+    for seed in seeds:
+        gen = torch.Generator().manual_seed(seed)
+        x_T = torch.randn(args.n, mixture.dim, generator=gen, dtype=torch.float64)
+        ref = mixture.sample(args.n, generator=torch.Generator().manual_seed(seed + 1))
+        x, nfe, dt = run_one(denoiser, x_T, cfg, seed)
+        per_seed.append(dict(seed=seed, nfe=nfe, time_s=dt, **measure(x, ref, mixture, args, seed)))
+    mean = {k: sum(r[k] for r in per_seed) / len(per_seed) for k in ("sw", "mmd", "weight_err", "time_s")}
+    return dict(nfe=max(r["nfe"] for r in per_seed), nonfinite=sum(r["nonfinite"] for r in per_seed),
+                per_seed=per_seed, **mean)
 
 
 def fmt(v: float, width: int = 10) -> str:
@@ -146,11 +160,12 @@ def plot(results: dict, path: Path):
     fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
     rows, floor = results["grid"], results["noise_floor"]
     for ax, (key, name) in zip(axes, metrics):
-        for label, _ in SAMPLERS:
+        # distinct markers and line styles: coinciding samplers (e.g. Euler = DDIM) stay visible
+        for (label, _), mk, ls in zip(SAMPLERS, "osD^vP", ("-", "--", ":", "-", "-", "-.")):
             pts = sorted((r["nfe"], r[key]) for r in rows if r["sampler"] == label
                          and r[key] is not None and math.isfinite(r[key]) and r[key] > 0)
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=label)
+                ax.plot(*zip(*pts), marker=mk, ls=ls, ms=5, mfc="none", label=label)
         for r, m in zip(results["rk45"], ("*", "P")):
             if r[key] is not None and math.isfinite(r[key]) and r[key] > 0:
                 ax.plot([r["nfe"]], [r[key]], m, ms=12, color="k", label=r["sampler"])
@@ -209,7 +224,8 @@ def main(argv=None):
     p.add_argument("--projections", type=int, default=256, help="sliced-Wasserstein directions")
     p.add_argument("--floor-draws", type=int, default=20,
                    help="independent true samples averaged for the noise-floor row")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--seeds", type=int, default=3, help="draws of x_T averaged per row (default 3)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help="JSON path; the plot goes next to it with suffix .png")
@@ -225,47 +241,46 @@ def main(argv=None):
     mixture = mixture_2d(args.mixture)
     denoiser = Denoiser(ExactEpsModel(mixture, schedule), schedule, prediction="eps")
 
-    x_T = torch.randn(args.n, mixture.dim, generator=torch.Generator().manual_seed(args.seed),
-                      dtype=torch.float64)
     ref = mixture.sample(args.n, generator=torch.Generator().manual_seed(args.seed + 1))
     # noise floor: a perfect sampler's numbers, from independent true samples of size N
     draws = [measure(mixture.sample(args.n, generator=torch.Generator().manual_seed(args.seed + 100 + r)),
-                     ref, mixture, args) for r in range(args.floor_draws)]
+                     ref, mixture, args, args.seed) for r in range(args.floor_draws)]
     floor = {"sampler": "noise floor (true vs true)", "draws": draws}
     for key in ("sw", "mmd", "weight_err"):
         v = torch.tensor([d[key] for d in draws], dtype=torch.float64)
         floor[key] = float(v.mean())
         floor[key + "_sd"] = float(v.std()) if len(v) > 1 else 0.0
         floor[key + "_max"] = float(v.max())
-    denoiser(x_T[:16], 0.5)  # warm-up before timing
+    denoiser(ref[:16], 0.5)  # warm-up before timing
 
+    # One draw of x_T can be unbalanced enough to bias a deterministic sampler's component
+    # weights by more than the sampler's own error: every row is averaged over --seeds draws
+    # (x_T, reference sample and sampler noise all change with the seed).
+    seeds = [args.seed + 1000 * k for k in range(args.seeds)]
+    runs = [(label, opts, n) for label, opts in SAMPLERS for n in args.nfe]
     grid = []
-    for label, opts in SAMPLERS:
-        for n in args.nfe:
-            steps, expected = steps_for(opts["kind"], n)
-            if not 1 <= steps <= schedule.T:
-                print(f"skip {label} NFE={n}: needs {steps} steps on a T={schedule.T} grid")
-                continue
-            cfg = SamplerConfig(steps=steps, spacing=args.spacing, **opts)
-            x, nfe, dt = run_one(denoiser, x_T, cfg, args)
-            row = dict(sampler=label, config=cfg.to_dict(), nominal_nfe=n, steps=steps,
-                       expected_nfe=expected, nfe=nfe, time_s=dt, **measure(x, ref, mixture, args))
-            if nfe != expected:
-                print(f"WARNING {label}: expected {expected} NFE for steps={steps}, counted {nfe}")
-            grid.append(row)
-            print(f"{label:28s} NFE={nfe:5d}  SW={row['sw']:.4f}  MMD={row['mmd']:.2e}  "
-                  f"w_err={row['weight_err']:.4f}  {dt:7.2f}s", flush=True)
+    for label, opts, n in runs:
+        steps, expected = steps_for(opts["kind"], n)
+        if not 1 <= steps <= schedule.T:
+            print(f"skip {label} NFE={n}: needs {steps} steps on a T={schedule.T} grid")
+            continue
+        cfg = SamplerConfig(steps=steps, spacing=args.spacing, **opts)
+        row = dict(sampler=label, config=cfg.to_dict(), nominal_nfe=n, steps=steps,
+                   expected_nfe=expected, **run_seeds(denoiser, mixture, cfg, seeds, args))
+        if row["nfe"] != expected:
+            print(f"WARNING {label}: expected {expected} NFE for steps={steps}, counted {row['nfe']}")
+        grid.append(row)
+        print(f"{label:28s} NFE={row['nfe']:5d}  SW={row['sw']:.4f}  MMD={row['mmd']:.2e}  "
+              f"w_err={row['weight_err']:.4f}  {row['time_s']:7.2f}s", flush=True)
 
     rk45_rows = []
     for tol in args.rk45_tol:
         cfg = SamplerConfig(kind="rk45", steps=schedule.T, spacing=args.spacing, rtol=tol, atol=tol)
-        x, nfe, dt = run_one(denoiser, x_T, cfg, args)
         row = dict(sampler=f"RK45 tol={tol:g}", config=cfg.to_dict(), nominal_nfe=None,
-                   steps=cfg.steps, expected_nfe=None, nfe=nfe, time_s=dt,
-                   **measure(x, ref, mixture, args))
+                   steps=cfg.steps, expected_nfe=None, **run_seeds(denoiser, mixture, cfg, seeds, args))
         rk45_rows.append(row)
-        print(f"{row['sampler']:28s} NFE={nfe:5d}  SW={row['sw']:.4f}  MMD={row['mmd']:.2e}  "
-              f"w_err={row['weight_err']:.4f}  {dt:7.2f}s", flush=True)
+        print(f"{row['sampler']:28s} NFE={row['nfe']:5d}  SW={row['sw']:.4f}  MMD={row['mmd']:.2e}  "
+              f"w_err={row['weight_err']:.4f}  {row['time_s']:7.2f}s", flush=True)
 
     nfes = list(args.nfe)
     print("\n(* = measured NFE differs from the column: Heun uses 2*steps-1 NFE, steps=(NFE+1)//2)")
@@ -285,8 +300,9 @@ def main(argv=None):
                       mixture=args.mixture, prediction="eps", dtype="float64", nfe=nfes,
                       rk45_tol=args.rk45_tol, mmd_n=args.mmd_n,
                       mmd_bandwidths=[0.1, 0.2, 0.5, 1.0, 2.0], sw_projections=args.projections,
-                      seeds=dict(x_T=args.seed, reference=args.seed + 1, sampler_noise=args.seed + 2,
-                                 sw_directions=args.seed + 3,
+                      seeds=dict(per_row=[args.seed + 1000 * k for k in range(args.seeds)],
+                                 x_T="seed", reference="seed + 1", sampler_noise="seed + 2",
+                                 sw_directions="seed + 3",
                                  noise_floor_samples=f"{args.seed + 100}..{args.seed + 99 + args.floor_draws}"),
                       floor_draws=args.floor_draws,
                       heun_steps="steps = (NFE + 1) // 2, true NFE = 2 * steps - 1",

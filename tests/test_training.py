@@ -26,16 +26,7 @@ from molgen.training import (CHECKPOINT, EMA, LOG, ConfigError, Toy2dConfig, Tra
 # a small, fast configuration for everything but the quality test
 SMALL = ["progress=false", "task.hidden=32", "task.layers=2", "batch_size=64",
          "eval_samples=200", "sampler.steps=5"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two cores shared with other jobs: one thread per process is fastest and deterministic."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def small_cfg(out_dir, *overrides):
@@ -191,13 +182,13 @@ def test_killed_run_resumes_exactly(tmp_path):
     run = [f"out_dir={tmp_path / 'run'}", *args]
 
     killed = subprocess.run([sys.executable, "-c", KILL_AT.format(kill=27), "train", *run],
-                            env=ENV, capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120)
     assert killed.returncode == -9, killed.stderr
     assert load_checkpoint(tmp_path / "run" / CHECKPOINT)["step"] == 20
     assert max(losses(tmp_path / "run")) == 26  # logged past the checkpoint before dying
 
     resumed = subprocess.run([sys.executable, "-m", "molgen.cli", "train", *run],
-                             env=ENV, capture_output=True, text=True, timeout=120)
+                             capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr and "at step 20" in resumed.stderr
 
@@ -231,7 +222,7 @@ def test_ddp_two_ranks_match_one_process(tmp_path):
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "-m", "molgen.cli", "train", f"out_dir={tmp_path / 'ddp'}", *args],
-        env=ENV, capture_output=True, text=True, timeout=180)
+        capture_output=True, text=True, timeout=180)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert ddp.stdout.count("train: step 5") == 1  # only rank 0 reports
     train(load_config([*args, f"out_dir={tmp_path / 'one'}"]))
