@@ -133,14 +133,12 @@ def _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, second_order: bool)
         t, u = float(ts[i]), float(ts[i + 1])
         ab_t, ab_u = _ab(denoiser, t), _ab(denoiser, u)
         x0, eps = denoiser(x, t, cond)
-        if u == 0 or not second_order:
-            x = _denoising_step(x0, eps, ab_u)
-        else:
-            a_t, a_u = math.sqrt(ab_t), math.sqrt(ab_u)
-            ds = math.sqrt(1 - ab_u) / a_u - math.sqrt(1 - ab_t) / a_t
-            x_euler = a_u * (x / a_t + ds * eps)
-            _, eps_u = denoiser(x_euler, u, cond)
-            x = a_u * (x / a_t + ds * 0.5 * (eps + eps_u))
+        x_next = _denoising_step(x0, eps, ab_u)  # the Euler step
+        if second_order and u > 0:
+            _, eps_u = denoiser(x_next, u, cond)
+            ds = math.sqrt((1 - ab_u) / ab_u) - math.sqrt((1 - ab_t) / ab_t)
+            x_next = x_next + math.sqrt(ab_u) * ds * 0.5 * (eps_u - eps)  # trapezoid in s
+        x = x_next
         _report(callback, i, t, x, x0)
     return x
 
