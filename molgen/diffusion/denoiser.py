@@ -106,7 +106,8 @@ class CFGDenoiser(_Wrapper):
     so w = 0 is the plain conditional model and w > 0 guides.  (Tools that write the scale as
     s = 1 + w, where 1 means no guidance, use s = w + 1.)  The same combination is applied to
     x̂_0, which keeps (x̂_0, ε̂) consistent because the conversion is affine.  Conditional and
-    unconditional passes run as one batched forward.
+    unconditional passes run as one batched forward on the space's two-fold repeat of the
+    state (per-sample t and conditions are dense [B, ...] and simply concatenated).
     """
 
     def __init__(self, inner, scale: float, null_cond):
@@ -120,9 +121,9 @@ class CFGDenoiser(_Wrapper):
             return self.inner(x, t, cond)
         t = self.times(t, x)
         null = torch.as_tensor(self.null_cond, dtype=cond.dtype, device=cond.device).expand_as(cond)
-        x0, eps = self.inner(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, null]))
+        x0, eps = self.inner(self.space.repeat(x, 2), torch.cat([t, t]), torch.cat([cond, null]))
         w = self.scale
-        (x0_c, x0_u), (eps_c, eps_u) = x0.chunk(2), eps.chunk(2)
+        (x0_c, x0_u), (eps_c, eps_u) = self.space.split(x0, 2), self.space.split(eps, 2)
         return (1 + w) * x0_c - w * x0_u, (1 + w) * eps_c - w * eps_u
 
 

@@ -18,13 +18,11 @@ from .ode import pf_ode_drift, rk45
 
 
 def _divergence_exact(f: Tensor, x: Tensor, space) -> Tensor:
-    """Σ_i (P e_i)ᵀ J (P e_i) per sample: the trace of J restricted to the space."""
-    flat = x[0].numel()
+    """Σ_i (P e_i)ᵀ J (P e_i) per sample, e_i the space's basis: the trace of J restricted to
+    the space."""
     div = torch.zeros(space.batch_size(x), dtype=x.dtype, device=x.device)
-    for i in range(flat):
-        e = torch.zeros_like(x).reshape(x.shape[0], -1)
-        e[:, i] = 1.0
-        e = space.project(e.reshape(x.shape))
+    for e in space.basis(x):
+        e = space.project(e)
         vjp, = torch.autograd.grad(f, x, e, retain_graph=True)
         div = div + space.sum(vjp * e)
     return div

@@ -8,12 +8,18 @@ tensors and ask the space for what depends on its geometry:
 - `sum(x)`: per-sample sum over everything but the sample axis, shape [B] (inner products,
   squared norms, losses);
 - `dim(x)`: per-sample degrees of freedom, shape [B] (Gaussian normalisers, bits/dim);
-- `expand(s, x)`: a per-sample scalar s [B] shaped to broadcast against x.
+- `expand(s, x)`: a per-sample scalar s [B] shaped to broadcast against x;
+- `repeat(x, k)` / `split(x, k)`: k copies of a state as one state of k·B samples, and back
+  (classifier-free guidance runs its conditional and unconditional passes as one batch);
+- `basis(x)`: unit vectors that together span every sample's ambient coordinates, one
+  coordinate per sample at a time (the exact divergence of the likelihood sums over them).
 
 A space whose samples are rows of a shared tensor (molecules batched as graphs) overrides
 these with scatter operations over its batch index; the samplers do not change.
 """
 from __future__ import annotations
+
+from typing import Iterator
 
 import torch
 from torch import Tensor
@@ -41,6 +47,19 @@ class EuclideanSpace:
 
     def expand(self, s: Tensor, x: Tensor) -> Tensor:
         return s.reshape(-1, *([1] * (x.ndim - 1)))
+
+    def repeat(self, x: Tensor, k: int) -> Tensor:
+        return torch.cat([x] * k)
+
+    def split(self, x: Tensor, k: int) -> tuple[Tensor, ...]:
+        return x.chunk(k)
+
+    def basis(self, x: Tensor) -> Iterator[Tensor]:
+        flat = x.reshape(x.shape[0], -1)
+        for i in range(flat.shape[1]):
+            e = torch.zeros_like(flat)
+            e[:, i] = 1.0
+            yield e.reshape(x.shape)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
