@@ -71,14 +71,22 @@ def _build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     smp = commands.add_parser(
-        "sample", help="sample a trained toy checkpoint to a PNG",
+        "sample", help="sample a trained checkpoint (toy: a PNG; molecules: SDF and XYZ)",
         description="Sample a checkpoint written by `molgen train` with the sampler stored in "
-                    "it, unless --sampler/--steps override it; plots the samples next to the "
-                    "data and prints their distance to the data.")
+                    "it, unless --sampler/--steps override it, and print the samples' metrics.  "
+                    "What is written follows the checkpoint's task: toy2d plots the samples "
+                    "next to the data (PNG); qm9 writes the molecules to an SDF, with bonds "
+                    "perceived by EDM's distance rule, and an XYZ file beside it.")
     smp.add_argument("--checkpoint", required=True, help="checkpoint.pt of a training run")
-    smp.add_argument("-o", "--output", default="samples.png", help="PNG to write (default: %(default)s)")
+    smp.add_argument("-o", "--output", default=None,
+                     help="file to write (default: the task's samples.png or samples.sdf)")
     _add_sampling_args(smp, sampler=None, steps=None, n=2000)
+    smp.add_argument("--atoms", type=int, default=None,
+                     help="molecules: atoms per molecule (default: drawn from the training "
+                          "distribution stored in the checkpoint)")
     smp.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
+    smp.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                     help="where to sample (default: %(default)s)")
     smp.set_defaults(run=_sample)
     return parser
 
@@ -126,22 +134,39 @@ def _train(args) -> int:
 
 
 def _sample(args) -> int:
+    import torch
+
     from .training import load_trained
 
-    trained = load_trained(args.checkpoint, ema=not args.no_ema)
+    if args.num_samples < 1:
+        raise ValueError(f"-n must be >= 1, got {args.num_samples}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda, but no CUDA device is available")
+    trained = load_trained(args.checkpoint, ema=not args.no_ema, device=torch.device(args.device))
     chosen = {"kind": args.sampler, "steps": args.steps}
     sampler = SamplerConfig.from_dict({**trained.sampler.to_dict(),
                                        **{k: v for k, v in chosen.items() if v is not None}})
+    output = args.output or trained.task.samples_file
+    start = time.perf_counter()
     metrics = trained.task.evaluate(trained.denoiser, sampler, args.num_samples, args.seed,
-                                    args.output)
+                                    output, args.device, progress=True, atoms=args.atoms)
+    seconds = time.perf_counter() - start
     print(f"sample: {args.num_samples} samples from {args.checkpoint} (step {trained.step}"
-          f"{', raw weights' if args.no_ema else ', EMA'}), {sampler.kind} {sampler.steps} steps: "
-          f"{_metrics(metrics)} -> {args.output}")
+          f"{', raw weights' if args.no_ema else ', EMA'}), {sampler.kind} {sampler.steps} steps "
+          f"in {seconds:.1f} s: {_metrics(metrics)} -> {output}")
     return 0
 
 
+METRIC_FORMATS = {  # how the metrics of each task read in a line, in this order
+    "sliced_w1": "sliced W1 to data {:.4f}", "mmd": "MMD {:.2e}",
+    "atom_stability": "atom stability {:.3f}", "molecule_stability": "molecule stability {:.3f}",
+    "validity": "validity {:.3f}", "uniqueness": "uniqueness {:.3f}",
+}
+
+
 def _metrics(metrics: dict) -> str:
-    return f"sliced W1 to data {metrics['sliced_w1']:.4f}, MMD {metrics['mmd']:.2e}"
+    return ", ".join(form.format(metrics[key]) for key, form in METRIC_FORMATS.items()
+                     if key in metrics)
 
 
 if __name__ == "__main__":

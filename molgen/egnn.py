@@ -12,8 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from .geometry import POS, MoleculeSpace, molecule_graph
-from .networks import sinusoidal_embedding
+from .geometry import POS, MoleculeSpace, molecule_graph, network_inputs
 
 
 def _mlp(*widths: int) -> nn.Sequential:
@@ -87,17 +86,10 @@ class EGNN(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, *,
                 space: MoleculeSpace) -> Tensor:
-        if (cond is None) != (self.cond_dim == 0):
-            raise ValueError(f"this EGNN takes {'a' if self.cond_dim else 'no'} condition "
-                             f"(cond_dim={self.cond_dim})")
-        dtype = self.embed.weight.dtype
-        index, num = space.index(x), space.batch_size(x)
-        pos, features = x[:, :POS].to(dtype), x[:, POS:].to(dtype)
+        index, num, pos, inputs = network_inputs(x, t, cond, space, self.time, self.hidden,
+                                                 self.cond_dim, self.embed.weight.dtype)
         edges = molecule_graph(pos, index, num, self.cutoff)
-        per_graph = [self.time(sinusoidal_embedding(t, self.hidden).to(dtype))]
-        if cond is not None:
-            per_graph.append(cond.to(dtype).reshape(num, -1))
-        h = self.embed(torch.cat([features, torch.cat(per_graph, -1)[index]], -1))
+        h = self.embed(inputs)
         d2_input = (pos[edges[0]] - pos[edges[1]]).square().sum(-1, keepdim=True)
         y = pos
         for conv in self.convs:

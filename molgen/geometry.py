@@ -28,6 +28,7 @@ from torch import Tensor
 from .diffusion.denoiser import Denoiser
 from .diffusion.schedules import NoiseSchedule
 from .diffusion.spaces import EuclideanSpace
+from .networks import sinusoidal_embedding
 
 POS = 3
 ONE_HOT_SCALE = 0.25
@@ -95,6 +96,12 @@ class MoleculeSpace(EuclideanSpace):
     def expand(self, s: Tensor, x: Tensor) -> Tensor:
         return s[self.index(x)].reshape(-1, *([1] * (x.ndim - 1)))
 
+    def subset(self, start: int, stop: int) -> tuple["MoleculeSpace", Tensor]:
+        """Molecules start … stop − 1 (of a single copy) as a batch: their space and the rows
+        holding them, so a batch is divided by molecules, never through one."""
+        rows = (self.batch >= start) & (self.batch < stop)
+        return MoleculeSpace(self.batch[rows] - start, stop - start), rows
+
     def basis(self, x: Tensor) -> Iterator[Tensor]:
         """Unit vectors at the r-th atom of every molecule, for each rank r and column."""
         rank = atom_ranks(self.index(x), self.batch_size(x))
@@ -133,6 +140,25 @@ def molecule_denoiser(net, schedule: NoiseSchedule, space: MoleculeSpace,
     bound to the batch's space (see the module docstring)."""
     return Denoiser(functools.partial(net, space=space), schedule, prediction, space)
 
+
+
+def network_inputs(x: Tensor, t: Tensor, cond: Tensor | None, space: MoleculeSpace,
+                   time_mlp, time_dim: int, cond_dim: int, dtype: torch.dtype):
+    """What a molecule denoiser reads from a state: the graph index and molecule count, the
+    positions, and per atom [features | its molecule's time embedding | its condition].
+
+    The time goes in as a sinusoidal embedding followed by `time_mlp`; the condition [B, ·]
+    is required exactly when the network was built with cond_dim > 0.
+    """
+    if (cond is None) != (cond_dim == 0):
+        raise ValueError(f"this network takes {'a' if cond_dim else 'no'} condition "
+                         f"(cond_dim={cond_dim})")
+    index, num = space.index(x), space.batch_size(x)
+    pos, features = x[:, :POS].to(dtype), x[:, POS:].to(dtype)
+    per_graph = [time_mlp(sinusoidal_embedding(t, time_dim).to(dtype))]
+    if cond is not None:
+        per_graph.append(cond.to(dtype).reshape(num, -1))
+    return index, num, pos, torch.cat([features, torch.cat(per_graph, -1)[index]], -1)
 
 # ---------------------------------------------------------------------------------------
 # Graphs over the atoms of a batch: edge_index [2, E] in torch-geometric's convention (row 0

@@ -13,15 +13,24 @@ The global RNGs (torch, CUDA, python, numpy) are still saved per rank and restor
 that uses them (dropout).
 
 A task is an object with
-    space                          the diffusion's state space (molgen.diffusion.spaces)
-    build_model() -> nn.Module     called as model(x, t) by the core `Denoiser`
-    batch(n, generator) -> Tensor  n training examples [n, ...] drawn from the generator only
-    evaluate(denoiser, sampler, n, seed, png, device) -> dict   metrics of n samples, a figure
-registered in TASKS with its config dataclass (`Task.Config`).  `toy2d` is the first one.
+    build_model() -> nn.Module
+    batch(n, generator) -> (x0, space)   n training examples drawn from the generator only,
+        as one state and its space (molgen.diffusion.spaces): a batch of molecules is one
+        tensor whose graph index lives in its space, so every batch brings its own
+    denoiser(net, schedule, prediction, space) -> Denoiser   the core's adapter for a batch
+    evaluate(denoiser_for, sampler, n, seed, path, device, progress, atoms) -> dict
+        metrics of n samples drawn with denoiser_for(space), which are written to `path`
+    samples_file                         where evaluate writes in a run's out_dir
+    state_dict() / load_state_dict(d)    what sampling needs besides the weights (plain
+        tensors and lists, saved in the checkpoint's "task")
+registered in TASKS with its config dataclass (`Task.Config`): `toy2d` (a 2-D mixture) and
+`qm9` (molgen.molecules).  Batches are divided among ranks and micro-batches by samples
+(molecules, not rows) with `space.subset`.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import random
@@ -44,6 +53,7 @@ from .diffusion import PREDICTIONS, Denoiser, SamplerConfig, diffusion_loss, mak
 from .diffusion.losses import TARGETS, WEIGHTINGS
 from .diffusion.schedules import SCHEDULES
 from .diffusion.spaces import EUCLIDEAN
+from .molecules import QM9Task
 from .networks import MLPDenoiser
 from .stats import mmd_rbf, sliced_wasserstein
 from .toy import mixture_2d
@@ -51,7 +61,8 @@ from .toy import mixture_2d
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
-CHECKPOINT_KEYS = ("step", "model", "ema", "optimizer", "scheduler", "rng", "config", "sampler")
+CHECKPOINT_KEYS = ("step", "model", "ema", "optimizer", "scheduler", "rng", "config", "sampler",
+                   "task")
 MMD_POINTS = 2000
 
 
@@ -363,7 +374,7 @@ class Toy2dTask:
     data distribution to measure samples against."""
 
     Config = Toy2dConfig
-    space = EUCLIDEAN
+    samples_file = "samples.png"
 
     def __init__(self, cfg: Toy2dConfig):
         self.cfg, self.mixture = cfg, mixture_2d(cfg.mixture)
@@ -371,25 +382,38 @@ class Toy2dTask:
     def build_model(self) -> nn.Module:
         return MLPDenoiser(2, hidden=self.cfg.hidden, layers=self.cfg.layers)
 
-    def batch(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return self.mixture.sample(n, generator).float()
+    def batch(self, n: int, generator: torch.Generator):
+        return self.mixture.sample(n, generator).float(), EUCLIDEAN
 
-    def evaluate(self, denoiser, sampler: SamplerConfig, n: int, seed: int,
-                 png: str | os.PathLike | None = None, device="cpu") -> dict:
-        return evaluate_2d(denoiser, self.mixture, sampler, n, seed, png, device)
+    def denoiser(self, net, schedule, prediction: str, space) -> Denoiser:
+        return Denoiser(net, schedule, prediction, space)
+
+    def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, seed: int,
+                 png: str | os.PathLike | None = None, device="cpu", progress: bool = False,
+                 atoms: int | None = None) -> dict:
+        if atoms is not None:
+            raise ValueError("a toy2d model samples points, not molecules: no atom count")
+        return evaluate_2d(denoiser_for(EUCLIDEAN), self.mixture, sampler, n, seed, png, device,
+                           progress)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
-TASKS = {"toy2d": Toy2dTask}
+TASKS = {"toy2d": Toy2dTask, "qm9": QM9Task}
 
 
 def evaluate_2d(denoiser, mixture, sampler: SamplerConfig, n: int, seed: int,
-                png: str | os.PathLike | None = None, device="cpu") -> dict:
+                png: str | os.PathLike | None = None, device="cpu", progress: bool = False) -> dict:
     """Sample n points on `device`, measure sliced W1 and MMD (on the first MMD_POINTS, as it
     is quadratic in time and memory) against n fresh data points and, if png is given, plot
     the samples next to the data over the true density."""
     on_device = torch.Generator(device).manual_seed(seed)  # the samplers' noise is drawn there
     x = torch.randn(n, mixture.dim, generator=on_device, device=device)
-    samples = sample(denoiser, x, sampler, generator=on_device).float().cpu()
+    samples = sample(denoiser, x, sampler, generator=on_device, progress=progress).float().cpu()
     cpu = torch.Generator().manual_seed(seed)
     data = mixture.sample(n, cpu).float()
     metrics = {"mmd": mmd_rbf(samples[:MMD_POINTS], data[:MMD_POINTS]),
@@ -412,7 +436,8 @@ class Trainer:
     out_dir/checkpoint.pt when cfg.resume; only rank 0 writes files.
 
     Output in out_dir: checkpoint.pt, log.jsonl (one record per step), loss.png,
-    config.yaml and, after `fit`, samples.png and eval.json (EMA weights, cfg.sampler).
+    config.yaml and, after `fit`, eval.json and the task's samples_file (samples.png,
+    samples.sdf) drawn with the EMA weights and cfg.sampler.
     """
 
     def __init__(self, cfg: TrainConfig, env: DistEnv = DistEnv()):
@@ -433,31 +458,32 @@ class Trainer:
         if env.world_size > 1:
             ids = [env.device.index] if env.device.type == "cuda" else None
             self.train_net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.train_denoiser = self.denoiser(self.train_net)
 
-    def denoiser(self, net) -> Denoiser:
-        """The core's (x̂_0, ε̂) adapter around a network of this run."""
-        return Denoiser(net, self.schedule, self.cfg.diffusion.prediction, self.task.space)
+    def denoiser(self, net, space) -> Denoiser:
+        """The core's (x̂_0, ε̂) adapter around a network of this run, for one batch's space."""
+        return self.task.denoiser(net, self.schedule, self.cfg.diffusion.prediction, space)
 
     # -- one step --------------------------------------------------------------------------
     def train_step(self, step: int) -> dict:
         """Optimizer step number `step` (1-based): draw the global batch from
-        step_generator(seed, step), take this rank's slice in `accum` micro-batches, clip,
-        update, and update the EMA.  Returns the record logged for the step."""
+        step_generator(seed, step), take this rank's slice in `accum` micro-batches (of
+        samples: whole molecules, by `space.subset`), clip, update, and update the EMA.
+        Returns the record logged for the step."""
         cfg, env = self.cfg, self.env
-        x0, t, noise = self._global_batch(step)
+        x0, space, t, noise = self._global_batch(step)
         local = cfg.batch_size // env.world_size
-        part = slice(env.rank * local, (env.rank + 1) * local)
         micro = local // cfg.accum
-        chunks = [v[part].to(env.device).split(micro) for v in (x0, t, noise)]
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum = torch.zeros((), device=env.device)
-        for i, (xb, tb, nb) in enumerate(zip(*chunks)):
+        for i in range(cfg.accum):
+            start = env.rank * local + i * micro
+            part, rows = space.subset(start, start + micro)
+            xb, nb, tb = (v.to(env.device) for v in (x0[rows], noise[rows], t[start:start + micro]))
             last = i == cfg.accum - 1
             sync = nullcontext() if last or env.world_size == 1 else self.train_net.no_sync()
             with sync:
                 with self._autocast():
-                    losses = diffusion_loss(self.train_denoiser, xb, t=tb, noise=nb,
+                    losses = diffusion_loss(self.denoiser(self.train_net, part), xb, t=tb, noise=nb,
                                             target=cfg.diffusion.target,
                                             weighting=cfg.diffusion.weighting,
                                             gamma=cfg.diffusion.min_snr_gamma)
@@ -477,9 +503,9 @@ class Trainer:
 
     def _global_batch(self, step: int):
         g = step_generator(self.cfg.seed, step)
-        x0 = self.task.batch(self.cfg.batch_size, g)
-        t = self.schedule.sample_t(self.task.space.batch_size(x0), g)
-        return x0, t, self.task.space.noise(x0, g)
+        x0, space = self.task.batch(self.cfg.batch_size, g)
+        t = self.schedule.sample_t(space.batch_size(x0), g)
+        return x0, space, t, space.noise(x0, g)
 
     def _autocast(self):
         on = self.env.device.type == "cuda" and self.cfg.bf16
@@ -508,12 +534,12 @@ class Trainer:
         return self.evaluate() if main else {}
 
     def evaluate(self) -> dict:
-        """Sample with the EMA weights and cfg.sampler; write samples.png and eval.json."""
+        """Sample with the EMA weights and cfg.sampler; write the samples and eval.json."""
         self.model.eval()
         with self.ema.swapped():
-            metrics = self.task.evaluate(self.denoiser(self.model), self.cfg.sampler,
-                                         self.cfg.eval_samples, self.cfg.seed,
-                                         self.out / "samples.png", self.env.device)
+            metrics = self.task.evaluate(functools.partial(self.denoiser, self.model),
+                                         self.cfg.sampler, self.cfg.eval_samples, self.cfg.seed,
+                                         self.out / self.task.samples_file, self.env.device)
         self.model.train()
         metrics = {"step": self.step, **metrics}
         (self.out / "eval.json").write_text(json.dumps(metrics, indent=1) + "\n")
@@ -525,7 +551,7 @@ class Trainer:
         return {"step": self.step, "model": self.model.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.lr_schedule.state_dict(),
                 "rng": rng, "config": dataclasses.asdict(self.cfg),
-                "sampler": self.cfg.sampler.to_dict()}
+                "sampler": self.cfg.sampler.to_dict(), "task": self.task.state_dict()}
 
     def save(self) -> None:
         """Checkpoint (every rank contributes its RNG state; rank 0 writes) and redraw the
@@ -549,6 +575,7 @@ class Trainer:
             raise ConfigError(f"{self.out / CHECKPOINT} holds another model than this config "
                               "builds; use another out_dir, or resume=false to overwrite it") from None
         self.ema.load_state_dict(ckpt["ema"])
+        self.task.load_state_dict(ckpt["task"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.lr_schedule.load_state_dict(ckpt["scheduler"])
         self.step = self.saved_step = int(ckpt["step"])
@@ -583,12 +610,18 @@ def train(cfg: TrainConfig) -> dict:
 
 @dataclass
 class Trained:
-    """A checkpoint made usable: its config, task, denoiser and default sampler."""
+    """A checkpoint made usable: its config, task (with its stored state), network, noise
+    schedule and default sampler."""
     cfg: TrainConfig
     task: Any
-    denoiser: Denoiser
+    model: nn.Module
+    schedule: Any
     sampler: SamplerConfig
     step: int
+
+    def denoiser(self, space) -> Denoiser:
+        """The denoiser for a batch in `space` (molecules: a space per batch)."""
+        return self.task.denoiser(self.model, self.schedule, self.cfg.diffusion.prediction, space)
 
 
 def load_trained(path: str | os.PathLike, ema: bool = True, device="cpu") -> Trained:
@@ -596,6 +629,7 @@ def load_trained(path: str | os.PathLike, ema: bool = True, device="cpu") -> Tra
     ckpt = load_checkpoint(path)
     cfg = config_from_dict(ckpt["config"])
     task = make_task(cfg)
+    task.load_state_dict(ckpt["task"])
     model = task.build_model().to(device)
     model.load_state_dict(ckpt["model"])
     if ema:
@@ -603,6 +637,5 @@ def load_trained(path: str | os.PathLike, ema: bool = True, device="cpu") -> Tra
         averaged.load_state_dict(ckpt["ema"])
         averaged.copy_to()
     model.eval()
-    denoiser = Denoiser(model, make_schedule(cfg.diffusion.schedule), cfg.diffusion.prediction,
-                        task.space)
-    return Trained(cfg, task, denoiser, SamplerConfig.from_dict(ckpt["sampler"]), int(ckpt["step"]))
+    return Trained(cfg, task, model, make_schedule(cfg.diffusion.schedule),
+                   SamplerConfig.from_dict(ckpt["sampler"]), int(ckpt["step"]))

@@ -7,71 +7,42 @@ import torch
 
 from molgen.diffusion import CFGDenoiser, LinearSchedule, SamplerConfig, diffusion_loss, log_likelihood, sample
 from molgen.egnn import EGNN
-from molgen.geometry import (POS, MoleculeSpace, fully_connected_edges, molecule_denoiser,
-                             radius_edges)
+from molgen.geometry import POS, MoleculeSpace, fully_connected_edges, molecule_denoiser, radius_edges
 
-f64 = torch.float64
-F = 5  # feature columns: 4 one-hot types and a charge
-
-
-def _gen(seed):
-    return torch.Generator().manual_seed(seed)
-
-
-def _shuffled_space(sizes, seed=0):
-    """Molecules whose atoms are interleaved in row order (an unsorted graph index)."""
-    batch = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-    return MoleculeSpace(batch[torch.randperm(len(batch), generator=_gen(seed))], len(sizes))
-
-
-def _state(space, seed=0, spread=1.5):
-    return spread * torch.randn(len(space.batch), POS + F, generator=_gen(seed), dtype=f64)
-
-
-def _orthogonal(seed, proper: bool):
-    q, r = torch.linalg.qr(torch.randn(3, 3, generator=_gen(seed), dtype=f64))
-    q = q * torch.sign(torch.diagonal(r))
-    if (torch.linalg.det(q) > 0) != proper:
-        q = q @ torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=f64))
-    return q
+from molecule_helpers import F, com, f64, gen, shuffled_space, state, symmetry_errors
 
 
 def _generic(net):
     """Weights of unit scale: EGNN's initial coordinate steps are ~1e-3, which would make the
     equivariance errors small whether or not the layers are equivariant."""
-    g = _gen(123)
+    g = gen(123)
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) / p.shape[-1] ** 0.5)
     return net
 
 
-def _com(space, x):
-    """Per-molecule sum of positions [B, 3]."""
-    return torch.stack([space.sum(x[:, i:i + 1]) for i in range(POS)], 1)
-
-
 # ---------------------------------------------------------------------------- the space
 
 
 def test_space_counts_sums_and_expands_per_molecule():
-    space = _shuffled_space([1, 4, 9])
-    x = _state(space)
+    space = shuffled_space([1, 4, 9])
+    x = state(space)
     torch.testing.assert_close(space.dim(x), torch.tensor([0 + 5, 9 + 20, 24 + 45], dtype=f64))
     for g in range(3):
         rows = space.batch == g
         torch.testing.assert_close(space.sum(x)[g], x[rows].sum())
         assert bool((space.expand(torch.arange(3.0, dtype=f64), x)[rows] == g).all())
     p = space.project(x)
-    assert float(_com(space, p).abs().max()) < 1e-13
+    assert float(com(space, p).abs().max()) < 1e-13
     assert torch.equal(p[:, POS:], x[:, POS:])
 
 
 def test_noise_is_com_free_with_squared_norm_equal_to_the_dimension():
-    space, k = _shuffled_space([1, 4, 9]), 4000
-    x = space.repeat(_state(space), k)  # k copies: one noise call draws k samples per molecule
-    z = space.noise(x, _gen(1))
-    assert float(_com(space, z).abs().max()) < 1e-12
+    space, k = shuffled_space([1, 4, 9]), 4000
+    x = space.repeat(state(space), k)  # k copies: one noise call draws k samples per molecule
+    z = space.noise(x, gen(1))
+    assert float(com(space, z).abs().max()) < 1e-12
     sq = space.sum(z**2).reshape(k, 3)
     dim = space.dim(x)[:3]
     se = (2 * dim / k).sqrt()  # ‖z‖² ~ χ²(dim)
@@ -84,7 +55,7 @@ def test_pack_and_unpack_round_trip():
     x = space.pack(torch.randn(5, 3, dtype=f64), torch.nn.functional.one_hot(types, 4), charges)
     pos, t, c = space.unpack(x, 4)
     assert torch.equal(t, types) and torch.equal(c, charges)
-    assert float(_com(space, x).abs().max()) < 1e-13
+    assert float(com(space, x).abs().max()) < 1e-13
 
 
 # ---------------------------------------------------------------------------- graphs
@@ -97,8 +68,8 @@ def _brute_force_edges(pos, batch, cutoff):
 
 
 def test_graphs_equal_brute_force():
-    space = _shuffled_space([1, 2, 6, 11])
-    pos = _state(space)[:, :POS]
+    space = shuffled_space([1, 2, 6, 11])
+    pos = state(space)[:, :POS]
     for cutoff, edges in ((math.inf, fully_connected_edges(space.batch, 4)),
                           (2.0, radius_edges(pos, space.batch, 4, 2.0))):
         pairs = set(map(tuple, edges.T.tolist()))
@@ -114,23 +85,13 @@ def test_graphs_equal_brute_force():
 @pytest.mark.parametrize("proper", [True, False], ids=["rotation", "reflection"])
 @torch.no_grad()
 def test_egnn_is_e3_and_permutation_equivariant(cutoff, proper):
-    space = _shuffled_space([3, 8, 5])  # the radius graph keeps 24 of the 82 edges
+    space = shuffled_space([3, 8, 5])  # the radius graph keeps 24 of the 82 edges
     net = _generic(EGNN(F, hidden=16, layers=3, cutoff=cutoff)).double()
-    x, t = _state(space), torch.tensor([0.2, 0.5, 0.9], dtype=f64)
-    out = net(x, t, space=space)
-
-    q = _orthogonal(1, proper)
-    shift = torch.randn(3, POS, generator=_gen(2), dtype=f64)[space.batch]  # per molecule
-    moved = torch.cat([x[:, :POS] @ q.T + shift, x[:, POS:]], 1)
-    expected = torch.cat([out[:, :POS] @ q.T, out[:, POS:]], 1)  # displacements: no shift
-    assert float((net(moved, t, space=space) - expected).abs().max()) < 1e-10
-
-    perm = torch.randperm(len(x), generator=_gen(3))
-    permuted = MoleculeSpace(space.batch[perm], 3)
-    assert float((net(x[perm], t, space=permuted) - out[perm]).abs().max()) < 1e-10
-
+    x, t = state(space), torch.tensor([0.2, 0.5, 0.9], dtype=f64)
+    out, e3_error, perm_error = symmetry_errors(net, space, x, t, proper)
+    assert e3_error < 1e-10 and perm_error < 1e-10
     assert float(out[:, :POS].abs().max()) > 0.1 and float(out[:, POS:].abs().max()) > 0.1
-    assert float(_com(space, out).abs().max()) < 1e-12
+    assert float(com(space, out).abs().max()) < 1e-12
 
 
 # ---------------------------------------------------------------------------- the core on molecules
@@ -146,16 +107,16 @@ def _molecules(cond_dim=0):
 @pytest.mark.parametrize("kind", ["ddim", "dpmpp_2m"])
 def test_core_samplers_run_unchanged_on_molecules(kind):
     space, net, sch = _molecules()
-    x_T = space.noise(torch.empty(15, POS + F, dtype=f64), _gen(4))
+    x_T = space.noise(torch.empty(15, POS + F, dtype=f64), gen(4))
     x = sample(molecule_denoiser(net, sch, space), x_T, SamplerConfig(kind, steps=10))
     assert x.shape == x_T.shape and bool(x.isfinite().all())
-    assert float(_com(space, x).abs().max()) < 1e-10 * float(x.abs().max())
+    assert float(com(space, x).abs().max()) < 1e-10 * float(x.abs().max())
 
 
 def test_diffusion_loss_trains_the_egnn():
     space, net, sch = _molecules()
-    x0 = space.project(_state(space))
-    loss = diffusion_loss(molecule_denoiser(net, sch, space), x0, generator=_gen(5))
+    x0 = space.project(state(space))
+    loss = diffusion_loss(molecule_denoiser(net, sch, space), x0, generator=gen(5))
     assert loss.shape == (3,)
     loss.mean().backward()
     grads = [p.grad for p in net.parameters()]
@@ -172,7 +133,7 @@ def test_cfg_on_a_graph_batch_is_one_forward_of_both_passes():
         return net(x, t, cond, space=space)
 
     den = molecule_denoiser(counting, sch, space)
-    x, c, null = space.project(_state(space)), torch.randn(3, 2, dtype=f64), torch.zeros(2, dtype=f64)
+    x, c, null = space.project(state(space)), torch.randn(3, 2, dtype=f64), torch.zeros(2, dtype=f64)
     t = torch.tensor([0.3, 0.6, 0.8], dtype=f64)
     x0, eps = CFGDenoiser(den, 2.0, null)(x, t, c)
     assert rows == [30]
@@ -193,7 +154,7 @@ def test_exact_likelihood_counts_the_com_free_dimensions():
         a, s = space.expand(sch.alpha(t), x), space.expand(sch.sigma(t), x)
         return space.project(s * (x - a * mean) / (a**2 * scale**2 + s**2))
 
-    x = space.project(mean + scale * torch.randn(10, POS + 2, generator=_gen(6), dtype=f64))
+    x = space.project(mean + scale * torch.randn(10, POS + 2, generator=gen(6), dtype=f64))
     out = log_likelihood(molecule_denoiser(lambda x, t, space: exact_eps(x, t), sch, space), x, trace="exact")
     z = (x - mean) / scale
     expected = -0.5 * space.sum(z**2) - space.sum(torch.log(scale).expand_as(x)) \

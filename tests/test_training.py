@@ -177,25 +177,31 @@ KILL_AT = textwrap.dedent("""
 
 def test_killed_run_resumes_exactly(tmp_path):
     """Uninterrupted 40 steps == 40 steps SIGKILLed at step 27 (checkpoint at 20) and resumed."""
-    args = [*SMALL, "steps=40", "checkpoint_every=10"]
+    check_killed_run_resumes_exactly(tmp_path, SMALL, steps=40, every=10, kill=27)
+
+
+def check_killed_run_resumes_exactly(tmp_path, args, steps: int, every: int, kill: int):
+    """Train `args` for `steps` uninterrupted, and again SIGKILLed at step `kill` (after the
+    checkpoint at the last multiple of `every`) and resumed: the logs and weights agree."""
+    args = [*args, f"steps={steps}", f"checkpoint_every={every}"]
+    saved = kill - 1 - (kill - 1) % every
     train(load_config([*args, f"out_dir={tmp_path / 'ref'}"]))
     run = [f"out_dir={tmp_path / 'run'}", *args]
 
-    killed = subprocess.run([sys.executable, "-c", KILL_AT.format(kill=27), "train", *run],
+    killed = subprocess.run([sys.executable, "-c", KILL_AT.format(kill=kill), "train", *run],
                             capture_output=True, text=True, timeout=120)
     assert killed.returncode == -9, killed.stderr
-    assert load_checkpoint(tmp_path / "run" / CHECKPOINT)["step"] == 20
-    assert max(losses(tmp_path / "run")) == 26  # logged past the checkpoint before dying
+    assert load_checkpoint(tmp_path / "run" / CHECKPOINT)["step"] == saved
+    assert max(losses(tmp_path / "run")) == kill - 1  # logged past the checkpoint before dying
 
     resumed = subprocess.run([sys.executable, "-m", "molgen.cli", "train", *run],
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stderr and "at step 20" in resumed.stderr
+    assert "resuming" in resumed.stderr and f"at step {saved}" in resumed.stderr
 
-    steps = [r["step"] for r in read_log(tmp_path / "run" / LOG)]
-    assert steps == list(range(1, 41))
+    assert [r["step"] for r in read_log(tmp_path / "run" / LOG)] == list(range(1, steps + 1))
     ref, got = losses(tmp_path / "ref"), losses(tmp_path / "run")
-    assert max(abs(ref[s] - got[s]) for s in range(21, 41)) <= 1e-7
+    assert max(abs(ref[s] - got[s]) for s in range(saved + 1, steps + 1)) <= 1e-7
     ref_model = load_checkpoint(tmp_path / "ref" / CHECKPOINT)["model"]
     run_model = load_checkpoint(tmp_path / "run" / CHECKPOINT)["model"]
     assert all(torch.allclose(ref_model[k], run_model[k], rtol=0, atol=1e-7) for k in ref_model)
@@ -218,7 +224,13 @@ def test_gradient_accumulation_matches_full_batch(tmp_path):
 
 
 def test_ddp_two_ranks_match_one_process(tmp_path):
-    args = [*SMALL, "steps=5", "checkpoint_every=100"]
+    check_ddp_matches_one_process(tmp_path, SMALL)
+
+
+def check_ddp_matches_one_process(tmp_path, args, atol: float = 1e-5):
+    """5 steps of `args` on 2 gloo ranks under torchrun equal 5 steps in one process: the
+    same files, losses and weights."""
+    args = [*args, "steps=5", "checkpoint_every=100"]
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "-m", "molgen.cli", "train", f"out_dir={tmp_path / 'ddp'}", *args],
@@ -231,12 +243,12 @@ def test_ddp_two_ranks_match_one_process(tmp_path):
         p.name for p in (tmp_path / "one").iterdir())
     one, two = losses(tmp_path / "one"), losses(tmp_path / "ddp")
     assert sorted(two) == [1, 2, 3, 4, 5]
-    assert max(abs(one[s] - two[s]) for s in one) <= 1e-5
+    assert max(abs(one[s] - two[s]) for s in one) <= atol
     ckpt_one = load_checkpoint(tmp_path / "one" / CHECKPOINT)
     ckpt_two = load_checkpoint(tmp_path / "ddp" / CHECKPOINT)
     assert len(ckpt_two["rng"]) == 2
     for key, value in ckpt_one["model"].items():
-        assert torch.allclose(value, ckpt_two["model"][key], rtol=0, atol=1e-5)
+        assert torch.allclose(value, ckpt_two["model"][key], rtol=0, atol=atol)
 
 
 # -- learning ----------------------------------------------------------------------------------

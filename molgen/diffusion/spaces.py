@@ -11,6 +11,8 @@ tensors and ask the space for what depends on its geometry:
 - `expand(s, x)`: a per-sample scalar s [B] shaped to broadcast against x;
 - `repeat(x, k)` / `split(x, k)`: k copies of a state as one state of k·B samples, and back
   (classifier-free guidance runs its conditional and unconditional passes as one batch);
+- `subset(start, stop)`: samples start … stop − 1 as a batch of their own: its space and the
+  rows of a state that hold them (a DDP rank's or a micro-batch's share of a batch);
 - `basis(x)`: unit vectors that together span every sample's ambient coordinates, one
   coordinate per sample at a time (the exact divergence of the likelihood sums over them).
 
@@ -53,6 +55,9 @@ class EuclideanSpace:
 
     def split(self, x: Tensor, k: int) -> tuple[Tensor, ...]:
         return x.chunk(k)
+
+    def subset(self, start: int, stop: int) -> tuple["EuclideanSpace", slice]:
+        return self, slice(start, stop)
 
     def basis(self, x: Tensor) -> Iterator[Tensor]:
         flat = x.reshape(x.shape[0], -1)
