@@ -71,12 +71,14 @@ def _build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     smp = commands.add_parser(
-        "sample", help="sample a trained checkpoint (toy: a PNG; molecules: SDF and XYZ)",
+        "sample", help="sample a trained checkpoint (toy, images: a PNG; molecules: SDF and XYZ)",
         description="Sample a checkpoint written by `molgen train` with the sampler stored in "
                     "it, unless --sampler/--steps override it, and print the samples' metrics.  "
                     "What is written follows the checkpoint's task: toy2d plots the samples "
-                    "next to the data (PNG); qm9 writes the molecules to an SDF, with bonds "
-                    "perceived by EDM's distance rule, and an XYZ file beside it.")
+                    "next to the data (PNG); images writes a PNG grid of the first 100 images (a "
+                    "class per column for a class-conditional model); qm9 writes the molecules "
+                    "to an SDF, with bonds perceived by EDM's distance rule, and an XYZ file "
+                    "beside it.")
     smp.add_argument("--checkpoint", required=True, help="checkpoint.pt of a training run")
     smp.add_argument("-o", "--output", default=None,
                      help="file to write (default: the task's samples.png or samples.sdf)")
@@ -84,6 +86,12 @@ def _build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--atoms", type=int, default=None,
                      help="molecules: atoms per molecule (default: drawn from the training "
                           "distribution stored in the checkpoint)")
+    smp.add_argument("--class", dest="label", type=int, default=None, metavar="K",
+                     help="class-conditional images: draw class K only (default: every class "
+                          "in turn)")
+    smp.add_argument("--guidance", type=float, default=None, metavar="W",
+                     help="classifier-free guidance scale w, ε̃ = (1 + w) ε(x, c) - w ε(x, ∅) "
+                          "(default: the checkpoint's, usually 0)")
     smp.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
     smp.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                      help="where to sample (default: %(default)s)")
@@ -136,20 +144,25 @@ def _train(args) -> int:
 def _sample(args) -> int:
     import torch
 
-    from .training import load_trained
+    from .training import ImageTask, load_trained
 
     if args.num_samples < 1:
         raise ValueError(f"-n must be >= 1, got {args.num_samples}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda, but no CUDA device is available")
     trained = load_trained(args.checkpoint, ema=not args.no_ema, device=torch.device(args.device))
-    chosen = {"kind": args.sampler, "steps": args.steps}
+    chosen = {"kind": args.sampler, "steps": args.steps, "guidance_scale": args.guidance}
     sampler = SamplerConfig.from_dict({**trained.sampler.to_dict(),
                                        **{k: v for k, v in chosen.items() if v is not None}})
     output = args.output or trained.task.samples_file
+    # task-specific options go only to the task that has them
+    options = {"label": args.label} if args.label is not None else {}
+    if options and not isinstance(trained.task, ImageTask):
+        raise ValueError("--class is for class-conditional image checkpoints")
     start = time.perf_counter()
     metrics = trained.task.evaluate(trained.denoiser, sampler, args.num_samples, args.seed,
-                                    output, args.device, progress=True, atoms=args.atoms)
+                                    output, args.device, progress=True, atoms=args.atoms,
+                                    **options)
     seconds = time.perf_counter() - start
     print(f"sample: {args.num_samples} samples from {args.checkpoint} (step {trained.step}"
           f"{', raw weights' if args.no_ema else ', EMA'}), {sampler.kind} {sampler.steps} steps "
@@ -161,6 +174,8 @@ METRIC_FORMATS = {  # how the metrics of each task read in a line, in this order
     "sliced_w1": "sliced W1 to data {:.4f}", "mmd": "MMD {:.2e}",
     "atom_stability": "atom stability {:.3f}", "molecule_stability": "molecule stability {:.3f}",
     "validity": "validity {:.3f}", "uniqueness": "uniqueness {:.3f}",
+    "pixel_mean": "pixel mean {:.3f}", "pixel_std": "pixel std {:.3f}",
+    "clipped": "outside [-1, 1] {:.4f}",
 }
 
 

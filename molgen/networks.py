@@ -17,26 +17,40 @@ def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> T
     return nn.functional.pad(emb, (0, dim % 2))
 
 
+class TimeClassEmbedding(nn.Module):
+    """The conditioning vector of a denoiser: the sinusoidal embedding of t (freq_dim wide)
+    through a 2-layer MLP, plus, with num_classes, a learned embedding of the class, where
+    index num_classes is the null class of classifier-free guidance."""
+
+    def __init__(self, freq_dim: int, dim: int, num_classes: int = 0):
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.time = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.label = nn.Embedding(num_classes + 1, dim) if num_classes else None
+
+    def forward(self, t: Tensor, cond: Tensor | None = None) -> Tensor:
+        emb = self.time(sinusoidal_embedding(t, self.freq_dim))
+        if cond is None:
+            return emb
+        if self.label is None:
+            raise ValueError("this model was built without a condition (num_classes=0)")
+        return emb + self.label(cond)
+
+
 class MLPDenoiser(nn.Module):
     """MLP on flat vectors [B, D] with a time embedding added to every hidden layer and an
     optional class condition (index `num_classes` is the null class for guidance)."""
 
     def __init__(self, dim: int, hidden: int = 128, layers: int = 3, num_classes: int = 0):
         super().__init__()
-        self.time = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.label = nn.Embedding(num_classes + 1, hidden) if num_classes else None
+        self.embed = TimeClassEmbedding(hidden, hidden, num_classes)
         self.inp = nn.Linear(dim, hidden)
         self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden))
                                     for _ in range(layers))
         self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, dim))
-        self.hidden = hidden
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
-        emb = self.time(sinusoidal_embedding(t, self.hidden))
-        if cond is not None:
-            if self.label is None:
-                raise ValueError("this model was built without a condition (num_classes=0)")
-            emb = emb + self.label(cond)
+        emb = self.embed(t, cond)
         h = self.inp(x.float())
         for block in self.blocks:
             h = h + block(h + emb)

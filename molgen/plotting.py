@@ -1,10 +1,12 @@
 """Small PNG figures for training runs and the demo.
 
 Figures are built with matplotlib's object API on the Agg canvas (no pyplot), so plotting never
-needs a display and never touches matplotlib's global backend.
+needs a display and never touches matplotlib's global backend.  Image grids are written pixel
+for pixel with Pillow (matplotlib's dependency) instead: axes would resample the pixels.
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Callable, Sequence
 
@@ -46,6 +48,28 @@ def loss_png(path: str | os.PathLike, steps: Sequence[int], losses: Sequence[flo
     ax.set(xlabel="step", ylabel="loss", yscale="log" if (losses > 0).all() else "linear")
     ax.legend()
     fig.savefig(path, dpi=100)
+
+
+def image_grid_png(path: str | os.PathLike, images: torch.Tensor, ncol: int | None = None,
+                   pad: int = 2, min_tile: int = 32) -> None:
+    """Images [N, C, H, W] in [-1, 1] (C = 1 or 3) as one PNG, ncol per row (at most N;
+    default: a near-square grid) on a white background with `pad` pixels between tiles.
+    Each image is enlarged by the smallest integer factor that makes it at least min_tile pixels wide,
+    with nearest neighbours, so that 8×8 digits are visible and pixels stay pixels."""
+    from PIL import Image
+
+    n, c, h, w = images.shape
+    scale = -(-min_tile // w)
+    tiles = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    tiles = tiles.repeat_interleave(scale, 2).repeat_interleave(scale, 3)
+    ncol = min(ncol or math.ceil(math.sqrt(n)), n)
+    (th, tw), nrow = tiles.shape[2:], math.ceil(n / ncol)
+    grid = torch.full((c, pad + nrow * (th + pad), pad + ncol * (tw + pad)), 255, dtype=torch.uint8)
+    for i, tile in enumerate(tiles):
+        top, left = pad + (i // ncol) * (th + pad), pad + (i % ncol) * (tw + pad)
+        grid[:, top:top + th, left:left + tw] = tile
+    pixels = grid.permute(1, 2, 0).numpy()
+    Image.fromarray(pixels[..., 0] if c == 1 else pixels).save(path, format="PNG")
 
 
 def _limits(points: np.ndarray) -> tuple[float, float]:

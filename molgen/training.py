@@ -23,8 +23,9 @@ A task is an object with
     samples_file                         where evaluate writes in a run's out_dir
     state_dict() / load_state_dict(d)    what sampling needs besides the weights (plain
         tensors and lists, saved in the checkpoint's "task")
-registered in TASKS with its config dataclass (`Task.Config`): `toy2d` (a 2-D mixture) and
-`qm9` (molgen.molecules).  Batches are divided among ranks and micro-batches by samples
+registered in TASKS with its config dataclass (`Task.Config`): `toy2d` (a 2-D mixture),
+`images` (a U-Net on an image dataset, optionally class-conditional) and `qm9`
+(molgen.molecules).  Batches are divided among ranks and micro-batches by samples
 (molecules, not rows) with `space.subset`.
 """
 from __future__ import annotations
@@ -45,18 +46,20 @@ import torch
 import torch.distributed as dist
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from . import plotting
-from .diffusion import PREDICTIONS, Denoiser, SamplerConfig, diffusion_loss, make_schedule, sample
+from .diffusion import (PREDICTIONS, Denoiser, SamplerConfig, diffusion_loss, drop_condition,
+                        make_schedule, sample)
 from .diffusion.losses import TARGETS, WEIGHTINGS
 from .diffusion.schedules import SCHEDULES
-from .diffusion.spaces import EUCLIDEAN
+from .diffusion.spaces import EUCLIDEAN, EuclideanSpace
 from .molecules import QM9Task
 from .networks import MLPDenoiser
 from .stats import mmd_rbf, sliced_wasserstein
 from .toy import mixture_2d
+from .unet import UNet
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CHECKPOINT = "checkpoint.pt"
@@ -102,6 +105,7 @@ class TrainConfig:
     bf16: bool = MISSING           # bf16 autocast; only ever enabled on CUDA
     progress: bool = MISSING
     eval_samples: int = MISSING
+    preview_samples: int = MISSING  # samples drawn at every checkpoint into previews/; 0: none
     ema_decay: float = MISSING
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -156,6 +160,8 @@ def _validate(cfg: TrainConfig) -> None:
     for key in ("steps", "batch_size", "accum", "checkpoint_every", "eval_samples"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.preview_samples < 0:
+        raise ConfigError(f"preview_samples must be >= 0, got {cfg.preview_samples}")
     try:  # SamplerConfig leaves these to sampling time, which is after training
         make_schedule(diff.schedule).timesteps(cfg.sampler.steps, cfg.sampler.spacing)
     except ValueError as exc:
@@ -403,7 +409,152 @@ class Toy2dTask:
         pass
 
 
-TASKS = {"toy2d": Toy2dTask, "qm9": QM9Task}
+@dataclass
+class ImageConfig:
+    name: str = MISSING
+    dataset: str = MISSING         # digits | mnist | mnist28 | cifar10 (molgen.images.load_images)
+    channels: int = MISSING        # U-Net width of the first level (molgen.unet.UNet)
+    channel_mult: List[int] = MISSING  # width of each level, in units of `channels`
+    blocks: int = MISSING          # ResBlocks per level
+    attention_resolution: int = MISSING  # self-attention on feature maps at most this wide; 0: none
+    heads: int = MISSING
+    dropout: float = MISSING
+    flip: bool = MISSING           # random horizontal flips of training images (not for digits)
+    num_classes: int = MISSING     # 0: unconditional; else class-conditional, null class = num_classes
+    cond_drop: float = MISSING     # probability of training on the null class (for guidance)
+    sample_batch: int = MISSING    # images per sampling batch
+
+
+class LabeledSpace(EuclideanSpace):
+    """Dense images whose batch carries its class labels [B]: the Trainer divides a batch
+    among ranks and micro-batches with `subset`, which takes the labels along, and
+    ImageTask.denoiser hands them to the network."""
+
+    def __init__(self, labels: Tensor):
+        self.labels = labels
+
+    def subset(self, start: int, stop: int) -> tuple["LabeledSpace", slice]:
+        return LabeledSpace(self.labels[start:stop]), slice(start, stop)
+
+
+class ImageTask:
+    """A U-Net (molgen.unet) on images in [-1, 1] from molgen.images, unconditional or
+    conditioned on the class with classifier-free guidance: labels are replaced by the null
+    class with probability cond_drop in training, and sampling mixes the conditional and
+    null predictions by the sampler's guidance_scale.
+
+    Training images are drawn uniformly with replacement by the step's generator (see
+    molgen.molecules for why).  The checkpoint keeps the image shape, so sampling needs no
+    data.  Samples are written as a PNG grid of the first GRID_IMAGES, one class per column
+    for a conditional model; the metrics are cheap pixel statistics (FID is molgen.fid's).
+    """
+
+    Config = ImageConfig
+    samples_file = "samples.png"
+    GRID_IMAGES = 100
+
+    def __init__(self, cfg: ImageConfig):
+        if cfg.sample_batch < 1 or cfg.num_classes < 0 or not 0 <= cfg.cond_drop <= 1:
+            raise ValueError("task: sample_batch must be >= 1, num_classes >= 0 and "
+                             "cond_drop in [0, 1]")
+        self.cfg, self._data = cfg, None
+        self.shape: list[int] | None = None  # [C, H, W] of the training images
+
+    @property
+    def data(self) -> tuple[Tensor, Tensor]:
+        """(images [N, C, H, W], labels [N]), loaded on first use: sampling never needs them."""
+        if self._data is None:
+            from .images import load_images  # PIL and the dataset readers: only for training
+
+            images, labels = load_images(self.cfg.dataset)
+            if self.cfg.num_classes and int(labels.max()) >= self.cfg.num_classes:
+                raise ConfigError(f"{self.cfg.dataset} has labels up to {int(labels.max())}, "
+                                  f"more than task.num_classes={self.cfg.num_classes}")
+            self._data = images, labels
+        return self._data
+
+    def image_shape(self) -> list[int]:
+        """[C, H, W], from the data unless a checkpoint gave it."""
+        if self.shape is None:
+            self.shape = list(self.data[0].shape[1:])
+        return self.shape
+
+    def build_model(self) -> nn.Module:
+        c, _, w = self.image_shape()
+        cfg = self.cfg
+        return UNet(c, w, channels=cfg.channels, channel_mult=cfg.channel_mult, blocks=cfg.blocks,
+                    attention_resolution=cfg.attention_resolution, heads=cfg.heads,
+                    dropout=cfg.dropout, num_classes=cfg.num_classes)
+
+    def batch(self, n: int, generator: torch.Generator):
+        images, labels = self.data
+        idx = torch.randint(len(images), (n,), generator=generator)
+        x = images[idx]
+        if self.cfg.flip:
+            x = torch.where(torch.rand(n, 1, 1, 1, generator=generator) < 0.5, x.flip(-1), x)
+        if not self.cfg.num_classes:
+            return x, EUCLIDEAN
+        return x, LabeledSpace(drop_condition(labels[idx], self.cfg.num_classes,
+                                              self.cfg.cond_drop, generator))
+
+    def denoiser(self, net, schedule, prediction: str, space) -> Denoiser:
+        """The training batch's labels go to the network from its LabeledSpace; at sampling
+        time the space is EUCLIDEAN and the sampler passes the condition."""
+        if isinstance(space, LabeledSpace):
+            def labeled(x, t):
+                return net(x, t, space.labels.to(x.device))
+            return Denoiser(labeled, schedule, prediction)
+        return Denoiser(net, schedule, prediction)
+
+    def state_dict(self) -> dict:
+        return {"shape": torch.tensor(self.image_shape())}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.shape = state["shape"].tolist()
+
+    def sample(self, denoiser_for, sampler: SamplerConfig, n: int, seed: int, device="cpu",
+               progress: bool = False, label: int | None = None) -> Tensor:
+        """n images [n, C, H, W] on the CPU, sampled on `device` in batches of
+        cfg.sample_batch.  A conditional model draws class `label`, or classes 0, 1, … in
+        turn; guidance needs a conditional model."""
+        classes = self.cfg.num_classes
+        if n < 1:
+            raise ValueError(f"the number of samples must be >= 1, got {n}")
+        if (label is not None or sampler.guidance_scale) and not classes:
+            raise ValueError("a class or guidance needs a class-conditional model "
+                             "(this one was trained with task.num_classes=0)")
+        if label is not None and not 0 <= label < classes:
+            raise ValueError(f"class {label} is not one of the model's 0..{classes - 1}")
+        labels = None
+        if classes:
+            labels = torch.full((n,), label) if label is not None else torch.arange(n) % classes
+        on_device = torch.Generator(device).manual_seed(seed)
+        images = []
+        for start in range(0, n, self.cfg.sample_batch):
+            m = min(self.cfg.sample_batch, n - start)
+            x = torch.randn((m, *self.image_shape()), generator=on_device, device=device)
+            cond = None if labels is None else labels[start:start + m].to(device)
+            x = sample(denoiser_for(EUCLIDEAN), x, sampler, cond=cond, null_cond=classes or None,
+                       generator=on_device, progress=progress)
+            images.append(x.float().cpu())
+        return torch.cat(images)
+
+    def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, seed: int,
+                 png: str | os.PathLike | None = None, device="cpu", progress: bool = False,
+                 atoms: int | None = None, label: int | None = None) -> dict:
+        """Sample n images, write a grid of the first GRID_IMAGES to `png`, and return the
+        pixel mean and standard deviation and the fraction of pixels outside [-1, 1]."""
+        if atoms is not None:
+            raise ValueError("an image model samples images, not molecules: no atom count")
+        images = self.sample(denoiser_for, sampler, n, seed, device, progress, label)
+        if png is not None:
+            one_class_per_column = self.cfg.num_classes if label is None else None
+            plotting.image_grid_png(png, images[:self.GRID_IMAGES], ncol=one_class_per_column)
+        return {"pixel_mean": float(images.mean()), "pixel_std": float(images.std()),
+                "clipped": float((images.abs() > 1).float().mean())}
+
+
+TASKS = {"toy2d": Toy2dTask, "images": ImageTask, "qm9": QM9Task}
 
 
 def evaluate_2d(denoiser, mixture, sampler: SamplerConfig, n: int, seed: int,
@@ -436,8 +587,9 @@ class Trainer:
     out_dir/checkpoint.pt when cfg.resume; only rank 0 writes files.
 
     Output in out_dir: checkpoint.pt, log.jsonl (one record per step), loss.png,
-    config.yaml and, after `fit`, eval.json and the task's samples_file (samples.png,
-    samples.sdf) drawn with the EMA weights and cfg.sampler.
+    config.yaml, previews/ (if cfg.preview_samples) and, after `fit`, eval.json and the
+    task's samples_file (samples.png, samples.sdf) drawn with the EMA weights and
+    cfg.sampler.
     """
 
     def __init__(self, cfg: TrainConfig, env: DistEnv = DistEnv()):
@@ -535,14 +687,19 @@ class Trainer:
 
     def evaluate(self) -> dict:
         """Sample with the EMA weights and cfg.sampler; write the samples and eval.json."""
+        metrics = {"step": self.step, **self._sample_ema(self.cfg.eval_samples,
+                                                         self.out / self.task.samples_file)}
+        (self.out / "eval.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        return metrics
+
+    def _sample_ema(self, n: int, path: Path) -> dict:
+        """The task's evaluation of n samples drawn with the EMA weights (in eval mode: no
+        dropout, hence no draw from the global RNG that a resumed run would not repeat)."""
         self.model.eval()
         with self.ema.swapped():
             metrics = self.task.evaluate(functools.partial(self.denoiser, self.model),
-                                         self.cfg.sampler, self.cfg.eval_samples, self.cfg.seed,
-                                         self.out / self.task.samples_file, self.env.device)
+                                         self.cfg.sampler, n, self.cfg.seed, path, self.env.device)
         self.model.train()
-        metrics = {"step": self.step, **metrics}
-        (self.out / "eval.json").write_text(json.dumps(metrics, indent=1) + "\n")
         return metrics
 
     # -- persistence -----------------------------------------------------------------------
@@ -554,8 +711,9 @@ class Trainer:
                 "sampler": self.cfg.sampler.to_dict(), "task": self.task.state_dict()}
 
     def save(self) -> None:
-        """Checkpoint (every rank contributes its RNG state; rank 0 writes) and redraw the
-        loss curve."""
+        """Checkpoint (every rank contributes its RNG state; rank 0 writes), redraw the loss
+        curve and, with cfg.preview_samples, write that many EMA samples to
+        previews/step_<step> (the task's samples_file type) to watch a run's progress."""
         rng = [rng_state(self.env.device)]
         if self.env.world_size > 1:
             rng = [None] * self.env.world_size
@@ -565,6 +723,12 @@ class Trainer:
             records = read_log(self.out / LOG)
             plotting.loss_png(self.out / "loss.png", [r["step"] for r in records],
                               [r["loss"] for r in records])
+            if self.cfg.preview_samples:
+                previews = self.out / "previews"
+                previews.mkdir(exist_ok=True)
+                suffix = Path(self.task.samples_file).suffix
+                self._sample_ema(self.cfg.preview_samples,
+                                 previews / f"step_{self.step:07d}{suffix}")
         self.saved_step = self.step
 
     def _restore(self, ckpt: dict) -> None:
