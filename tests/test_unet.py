@@ -2,6 +2,8 @@
 digits_tiny experiment through training, exact resume and `molgen sample`."""
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 from PIL import Image
@@ -82,7 +84,12 @@ def test_gradients_reach_every_parameter():
 
 
 # -- the image task ----------------------------------------------------------------------------
+# digits_tiny trains on scikit-learn's 8×8 digits (the `images` extra)
+needs_digits = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
+                                  reason="scikit-learn absent (pip install -e '.[images]')")
 
+
+@needs_digits
 def test_labels_travel_with_micro_batches(tmp_path):
     """Gradient accumulation over 2 micro-batches equals the full batch: each micro-batch's
     LabeledSpace holds its own slice of the labels."""
@@ -98,12 +105,14 @@ def test_labels_travel_with_micro_batches(tmp_path):
     assert all(torch.allclose(a, b, rtol=0, atol=1e-6) for a, b in zip(*grads))
 
 
+@needs_digits
 def test_digits_tiny_run_resumes_exactly(tmp_path):
     check_killed_run_resumes_exactly(tmp_path, TINY, steps=8, every=3, kill=5)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
+    pytest.importorskip("sklearn", reason="scikit-learn absent (pip install -e '.[images]')")
     out = tmp_path_factory.mktemp("digits_tiny")
     metrics = train(load_config([*TINY, f"out_dir={out}", "steps=6", "checkpoint_every=3",
                                  "preview_samples=4"]))
