@@ -37,8 +37,10 @@ class EuclideanSpace:
         return x
 
     def noise(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        return self.project(z)
+        # drawn where the generator lives, so a CPU generator also seeds GPU states
+        device = generator.device if generator is not None else x.device
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device)
+        return self.project(z.to(x.device))
 
     def sum(self, x: Tensor) -> Tensor:
         return x.reshape(x.shape[0], -1).sum(1)
