@@ -112,7 +112,7 @@ def _add_sampling_args(parser, sampler, steps, n) -> None:
 
 def _demo(args) -> int:
     from .toy import ExactEpsModel, mixture_2d
-    from .training import evaluate_2d
+    from .toy import evaluate_2d
 
     start = time.perf_counter()
     sampler = SamplerConfig(kind=args.sampler, steps=args.steps)
@@ -144,7 +144,8 @@ def _train(args) -> int:
 def _sample(args) -> int:
     import torch
 
-    from .training import ImageTask, load_trained
+    from .image_task import ImageTask
+    from .training import load_trained
 
     if args.num_samples < 1:
         raise ValueError(f"-n must be >= 1, got {args.num_samples}")

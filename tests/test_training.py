@@ -17,8 +17,8 @@ from torch import nn
 
 from molgen.diffusion import SamplerConfig
 from molgen.stats import mmd_rbf
-from molgen.toy import mixture_2d
-from molgen.training import (CHECKPOINT, EMA, LOG, ConfigError, Toy2dConfig, Trainer,
+from molgen.toy import Toy2dConfig, mixture_2d
+from molgen.training import (CHECKPOINT, EMA, LOG, ConfigError, Trainer,
                              config_from_dict, load_checkpoint, load_config, make_optimizer,
                              read_log, rng_state, save_checkpoint, set_rng_state, step_generator,
                              train)

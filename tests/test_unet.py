@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from molgen.cli import main
-from molgen.training import CHECKPOINT, LabeledSpace, Trainer, load_checkpoint, load_config, train
+from molgen.image_task import LabeledSpace
+from molgen.training import CHECKPOINT, Trainer, load_checkpoint, load_config, train
 from molgen.unet import UNet, group_norm
 from test_training import check_killed_run_resumes_exactly
 
