@@ -13,14 +13,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 from .geometry import POS, MoleculeSpace, molecule_graph, network_inputs
-
-
-def _mlp(*widths: int) -> nn.Sequential:
-    """Linear layers with SiLU between them (none after the last)."""
-    layers = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        layers += [nn.Linear(a, b)] + ([nn.SiLU()] if i < len(widths) - 2 else [])
-    return nn.Sequential(*layers)
+from .networks import mlp
 
 
 class EquivariantConv(MessagePassing):
@@ -41,9 +34,9 @@ class EquivariantConv(MessagePassing):
     def __init__(self, hidden: int, edge_dim: int, coords_range: float):
         super().__init__(aggr="add")
         self.hidden, self.coords_range = hidden, coords_range
-        self.edge_mlp = nn.Sequential(_mlp(2 * hidden + 1 + edge_dim, hidden, hidden), nn.SiLU())
+        self.edge_mlp = nn.Sequential(mlp(2 * hidden + 1 + edge_dim, hidden, hidden), nn.SiLU())
         self.gate = nn.Sequential(nn.Linear(hidden, 1), nn.Sigmoid())
-        self.node_mlp = _mlp(2 * hidden, hidden, hidden)
+        self.node_mlp = mlp(2 * hidden, hidden, hidden)
         # EDM starts with near-zero coordinate steps (no bias, tiny weights): the untrained
         # stack leaves positions almost unchanged
         self.coord_mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1, bias=False))
@@ -79,10 +72,10 @@ class EGNN(nn.Module):
                  cutoff: float | None = None, coords_range: float = 15.0):
         super().__init__()
         self.hidden, self.cond_dim, self.cutoff = hidden, cond_dim, cutoff
-        self.time = _mlp(hidden, hidden, hidden)
+        self.time = mlp(hidden, hidden, hidden)
         self.embed = nn.Linear(num_features + hidden + cond_dim, hidden)
         self.convs = nn.ModuleList(EquivariantConv(hidden, 1, coords_range / layers) for _ in range(layers))
-        self.out = nn.Sequential(nn.SiLU(), _mlp(hidden, hidden, num_features))
+        self.out = nn.Sequential(nn.SiLU(), mlp(hidden, hidden, num_features))
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, *,
                 space: MoleculeSpace) -> Tensor:

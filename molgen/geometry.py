@@ -44,13 +44,14 @@ def segment_sum(values: Tensor, index: Tensor, num_segments: int) -> Tensor:
     return out.index_add_(0, index, values)
 
 
-class MoleculeSpace(EuclideanSpace):
-    """The states [k·N, 3 + F] of a batch of B molecules (graph index `batch` [N]): positions
-    on each molecule's centre-of-mass-free subspace, features unconstrained.
+class GraphSpace(EuclideanSpace):
+    """States [k·N, D] whose rows belong to B samples by a graph index `batch` [N]: atoms of
+    molecules, torsions of conformers.  Rows are unconstrained (see `MoleculeSpace`); a
+    sample may have no rows at all.
 
     A state may hold k ≥ 1 copies of the batch stacked along rows, as `repeat` makes them;
-    copy j's molecules are samples j·B … j·B + B − 1, so every per-sample quantity ([k·B])
-    lines up with k concatenated copies of t and conditions.
+    copy j's samples are j·B … j·B + B − 1, so every per-sample quantity ([k·B]) lines up
+    with k concatenated copies of t and conditions.
     """
 
     def __init__(self, batch: Tensor, num_graphs: int | None = None):
@@ -59,8 +60,8 @@ class MoleculeSpace(EuclideanSpace):
         self.sizes = torch.bincount(self.batch, minlength=self.num_graphs)
 
     @classmethod
-    def from_sizes(cls, sizes, device=None) -> "MoleculeSpace":
-        """Molecules of the given atom counts, their atoms in consecutive rows."""
+    def from_sizes(cls, sizes, device=None):
+        """Samples of the given row counts, their rows consecutive."""
         sizes = torch.as_tensor(sizes, device=device)
         return cls(torch.repeat_interleave(torch.arange(len(sizes), device=device), sizes), len(sizes))
 
@@ -68,16 +69,52 @@ class MoleculeSpace(EuclideanSpace):
         k, rest = divmod(x.shape[0], len(self.batch))
         if rest or not k:
             raise ValueError(f"a state of {x.shape[0]} rows is not a repeat of this batch of "
-                             f"{len(self.batch)} atoms")
+                             f"{len(self.batch)} rows")
         return k
 
     def index(self, x: Tensor) -> Tensor:
-        """The molecule (sample) of each row of x [k·N]: batch + j·B on copy j."""
+        """The sample of each row of x [k·N]: batch + j·B on copy j."""
         offsets = torch.arange(self.copies(x), device=x.device) * self.num_graphs
         return (self.batch.to(x.device)[None] + offsets[:, None]).reshape(-1)
 
     def batch_size(self, x: Tensor) -> int:
         return self.copies(x) * self.num_graphs
+
+    def sum(self, x: Tensor) -> Tensor:
+        return segment_sum(x.reshape(x.shape[0], -1).sum(1), self.index(x), self.batch_size(x))
+
+    def dim(self, x: Tensor) -> Tensor:
+        return self._sizes(x) * x[0].numel()
+
+    def expand(self, s: Tensor, x: Tensor) -> Tensor:
+        return s[self.index(x)].reshape(-1, *([1] * (x.ndim - 1)))
+
+    def subset(self, start: int, stop: int):
+        """Samples start … stop − 1 (of a single copy) as a batch: their space and the rows
+        holding them, so a batch is divided by samples, never through one."""
+        rows = (self.batch >= start) & (self.batch < stop)
+        return type(self)(self.batch[rows] - start, stop - start), rows
+
+    def basis(self, x: Tensor) -> Iterator[Tensor]:
+        """Unit vectors at the r-th row of every sample, for each rank r and column."""
+        rank = atom_ranks(self.index(x), self.batch_size(x))
+        for r in range(int(self.sizes.max())):
+            for col in range(x.shape[1]):
+                e = torch.zeros_like(x)
+                e[rank == r, col] = 1.0
+                yield e
+
+    def _sizes(self, x: Tensor) -> Tensor:
+        """Row count per sample [k·B], in x's dtype."""
+        return self.sizes.to(device=x.device, dtype=x.dtype).repeat(self.copies(x))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_graphs={self.num_graphs}, rows={len(self.batch)})"
+
+
+class MoleculeSpace(GraphSpace):
+    """The states [k·N, 3 + F] of a batch of B molecules (graph index `batch` [N], a row per
+    atom): positions on each molecule's centre-of-mass-free subspace, features unconstrained."""
 
     def project(self, x: Tensor) -> Tensor:
         """Subtract each molecule's mean position; features are left as they are."""
@@ -85,31 +122,10 @@ class MoleculeSpace(EuclideanSpace):
         mean = segment_sum(pos, index, self.batch_size(x)) / self._sizes(x)[:, None]
         return torch.cat([pos - mean[index], x[:, POS:]], dim=1)
 
-    def sum(self, x: Tensor) -> Tensor:
-        return segment_sum(x.reshape(x.shape[0], -1).sum(1), self.index(x), self.batch_size(x))
-
     def dim(self, x: Tensor) -> Tensor:
         """(n − 1)·3 + n·F per molecule: the centre of mass carries no degrees of freedom."""
         n = self._sizes(x)
         return (n - 1) * POS + n * (x[0].numel() - POS)
-
-    def expand(self, s: Tensor, x: Tensor) -> Tensor:
-        return s[self.index(x)].reshape(-1, *([1] * (x.ndim - 1)))
-
-    def subset(self, start: int, stop: int) -> tuple["MoleculeSpace", Tensor]:
-        """Molecules start … stop − 1 (of a single copy) as a batch: their space and the rows
-        holding them, so a batch is divided by molecules, never through one."""
-        rows = (self.batch >= start) & (self.batch < stop)
-        return MoleculeSpace(self.batch[rows] - start, stop - start), rows
-
-    def basis(self, x: Tensor) -> Iterator[Tensor]:
-        """Unit vectors at the r-th atom of every molecule, for each rank r and column."""
-        rank = atom_ranks(self.index(x), self.batch_size(x))
-        for r in range(int(self.sizes.max())):
-            for col in range(x.shape[1]):
-                e = torch.zeros_like(x)
-                e[rank == r, col] = 1.0
-                yield e
 
     def pack(self, pos: Tensor, one_hot: Tensor, charges: Tensor | None = None) -> Tensor:
         """The state of data: centred positions, scaled one-hot types and charges."""
@@ -125,13 +141,6 @@ class MoleculeSpace(EuclideanSpace):
         pos, one_hot, rest = x.split([POS, num_types, x.shape[1] - POS - num_types], dim=1)
         charges = (rest[:, 0] / CHARGE_SCALE).round().long() if rest.shape[1] else None
         return pos, one_hot.argmax(1), charges
-
-    def _sizes(self, x: Tensor) -> Tensor:
-        """Atom count per sample [k·B], in x's dtype."""
-        return self.sizes.to(device=x.device, dtype=x.dtype).repeat(self.copies(x))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_graphs={self.num_graphs}, atoms={len(self.batch)})"
 
 
 def molecule_denoiser(net, schedule: NoiseSchedule, space: MoleculeSpace,

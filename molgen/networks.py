@@ -17,6 +17,14 @@ def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> T
     return nn.functional.pad(emb, (0, dim % 2))
 
 
+def mlp(*widths: int) -> nn.Sequential:
+    """Linear layers of the given widths with SiLU between them (none after the last)."""
+    layers = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers += [nn.Linear(a, b)] + ([nn.SiLU()] if i < len(widths) - 2 else [])
+    return nn.Sequential(*layers)
+
+
 class TimeClassEmbedding(nn.Module):
     """The conditioning vector of a denoiser: the sinusoidal embedding of t (freq_dim wide)
     through a 2-layer MLP, plus, with num_classes, a learned embedding of the class, where

@@ -25,8 +25,9 @@ A task is an object with
         tensors and lists, saved in the checkpoint's "task")
 registered in TASKS with its config dataclass (`Task.Config`): `toy2d` (a 2-D mixture,
 molgen.toy), `images` (a U-Net on an image dataset, optionally class-conditional,
-molgen.image_task) and `qm9` (molgen.molecules).  Batches are divided among ranks and micro-batches by samples
-(molecules, not rows) with `space.subset`.
+molgen.image_task), `qm9` (molgen.molecules) and `conformers` (torsions of crystal ligands,
+molgen.conformers.task).  Batches are divided among ranks and micro-batches by samples
+(molecules, conformers; not rows) with `space.subset`.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import plotting
+from .conformers.task import ConformerTask
 from .diffusion import PREDICTIONS, Denoiser, SamplerConfig, diffusion_loss, make_schedule
 from .diffusion.losses import TARGETS, WEIGHTINGS
 from .diffusion.schedules import SCHEDULES
@@ -62,6 +64,8 @@ CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
 CHECKPOINT_KEYS = ("step", "model", "ema", "optimizer", "scheduler", "rng", "config", "sampler",
                    "task")
+MODEL_KEYS = ("step", "model", "config", "sampler", "task")
+"""An exported model (`export_model`): a checkpoint's EMA weights as "model", nothing to resume."""
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -332,10 +336,11 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
         raise
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint written by Trainer.save onto the CPU with weights_only=True (plain
-    containers and tensors, no pickled code).  load_state_dict moves the tensors to the
-    modules' devices, and RNG states must stay on the CPU.  ValueError if it is none."""
+def load_checkpoint(path: str | os.PathLike, keys=CHECKPOINT_KEYS) -> dict:
+    """Load a checkpoint written by Trainer.save (or, with keys=MODEL_KEYS, a model written
+    by `export_model`) onto the CPU with weights_only=True (plain containers and tensors, no
+    pickled code).  load_state_dict moves the tensors to the modules' devices, and RNG states
+    must stay on the CPU.  ValueError if it is none."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except OSError:
@@ -343,7 +348,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     except Exception as exc:  # garbage fails in the unpickler in many ways
         raise ValueError(f"{path} is not a molgen checkpoint (torch.load(weights_only=True) "
                          f"failed with {type(exc).__name__})") from exc
-    missing = [k for k in CHECKPOINT_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    missing = [k for k in keys if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise ValueError(f"{path} is not a molgen checkpoint: it lacks {', '.join(missing)}")
     return ckpt
@@ -364,7 +369,7 @@ def read_log(path: str | os.PathLike) -> list[dict]:
 
 # A task says what the data and the network are (see the module docstring); each lives with its
 # domain: molgen.toy, molgen.image_task, molgen.molecules.
-TASKS = {"toy2d": Toy2dTask, "images": ImageTask, "qm9": QM9Task}
+TASKS = {"toy2d": Toy2dTask, "images": ImageTask, "qm9": QM9Task, "conformers": ConformerTask}
 
 
 def make_task(cfg: TrainConfig):
@@ -580,17 +585,27 @@ class Trained:
 
 
 def load_trained(path: str | os.PathLike, ema: bool = True, device="cpu") -> Trained:
-    """Rebuild the model of a checkpoint (with its EMA weights unless ema=False) for sampling."""
-    ckpt = load_checkpoint(path)
+    """Rebuild the model of a checkpoint (with its EMA weights unless ema=False) or of an
+    exported model (`export_model`) for sampling."""
+    ckpt = load_checkpoint(path, MODEL_KEYS)
     cfg = config_from_dict(ckpt["config"])
     task = make_task(cfg)
     task.load_state_dict(ckpt["task"])
     model = task.build_model().to(device)
     model.load_state_dict(ckpt["model"])
-    if ema:
+    if ema and "ema" in ckpt:
         averaged = EMA(model, cfg.ema_decay)
         averaged.load_state_dict(ckpt["ema"])
         averaged.copy_to()
     model.eval()
     return Trained(cfg, task, model, make_schedule(cfg.diffusion.schedule),
                    SamplerConfig.from_dict(ckpt["sampler"]), int(ckpt["step"]))
+
+
+def export_model(checkpoint: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Write a checkpoint's model for sampling only: its EMA weights, config, default sampler
+    and task state (a few MB less than the checkpoint: no optimizer, no raw weights)."""
+    trained = load_trained(checkpoint)
+    ckpt = load_checkpoint(checkpoint)
+    save_checkpoint({"step": ckpt["step"], "config": ckpt["config"], "sampler": ckpt["sampler"],
+                     "task": ckpt["task"], "model": trained.model.state_dict()}, path)

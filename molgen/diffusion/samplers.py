@@ -254,12 +254,15 @@ class SamplerConfig:
     rtol: float = 1e-5
     atol: float = 1e-5
     guidance_scale: float = 0.0
+    start: float = 1.0
 
     def __post_init__(self):
         if self.kind not in SAMPLERS:
             raise ValueError(f"unknown sampler {self.kind!r}; choose one of {sorted(SAMPLERS)}")
         if self.steps < 1:
             raise ValueError(f"sampler steps must be >= 1, got {self.steps}")
+        if not 0 < self.start <= 1:
+            raise ValueError(f"sampler start must be in (0, 1], got {self.start}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -284,12 +287,13 @@ class SamplerConfig:
 
 def sample(denoiser, x: Tensor, config: SamplerConfig, *, cond=None, null_cond=None,
            generator=None, callback: Callable | None = None, progress: bool = False) -> Tensor:
-    """Run the sampler the config names from the initial state x (noise in the space)."""
+    """Run the sampler the config names from the initial state x: noise in the space, or
+    with config.start < 1 a state noised to that time."""
     if config.guidance_scale:
         if null_cond is None:
             raise ValueError("guidance_scale > 0 needs the model's null condition (null_cond)")
         denoiser = CFGDenoiser(denoiser, config.guidance_scale, null_cond)
-    ts = denoiser.schedule.timesteps(config.steps, config.spacing)
+    ts = denoiser.schedule.timesteps(config.steps, config.spacing) * config.start
     fn = SAMPLERS[config.kind]
     kwargs = dict(cond=cond, callback=callback, progress=progress, **config.options())
     if fn in (ddpm, ddim, sde):

@@ -1,0 +1,201 @@
+"""`generate_conformers`: SMILES or RDKit molecules in, RDKit molecules with conformers out.
+
+How a molecule's conformers are made (see molgen.conformers.model):
+1. RDKit's ETKDGv3 embeds a few *local structures* (bond lengths, angles, rings, stereo);
+   each local structure serves several conformers, so the costly embedding is shared;
+2. the torsion model samples every conformer's torsion angles with a core sampler, all
+   molecules and conformers of a call batched together;
+3. the torsions are set on the local structures; a molecule without rotatable bonds gets its
+   local structures as they are (one per conformer).
+Optionally the conformers are then relaxed with MMFF94 or UFF, ranked by energy and pruned
+of near-duplicates (molgen.conformers.postprocess).
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from typing import Sequence
+
+import torch
+from rdkit import Chem
+from rdkit.Chem import AllChem
+from tqdm.auto import tqdm
+
+from ..diffusion import SamplerConfig, q_sample, sample
+from .featurize import molecule_graph
+from .inputs import ConformerInputError, name_of, to_molecule
+from .model import Conformer, ConformerSpace
+from .postprocess import prune, rank_by_energy, relax as relax_conformers
+
+DEFAULT_MODEL = "default.pt"
+"""The shipped model, in molgen/conformers/weights/ (trained by `experiment=conformers`)."""
+CONFORMERS_PER_LOCAL_STRUCTURE = 4
+
+
+def etkdg_params(seed: int) -> AllChem.EmbedParameters:
+    """ETKDGv3, one thread, seeded: RDKit's randomSeed 0 gives every conformer of a call the
+    same start (identical embeddings, RDKit 2026.09), so seed s is randomSeed s + 1."""
+    params = AllChem.ETKDGv3()
+    params.randomSeed, params.numThreads = seed + 1, 1
+    return params
+
+
+def embed(mol: Chem.Mol, num: int, seed: int) -> list[torch.Tensor]:
+    """Positions [num_atoms, 3] of up to `num` ETKDGv3 embeddings of mol (explicit H)."""
+    params = etkdg_params(seed)
+    ids = list(AllChem.EmbedMultipleConfs(mol, num, params))
+    if not ids:  # ETKDG's own fallback for molecules its distance bounds embed poorly
+        params.useRandomCoords = True
+        ids = list(AllChem.EmbedMultipleConfs(mol, num, params))
+    positions = [torch.tensor(mol.GetConformer(i).GetPositions()) for i in ids]
+    mol.RemoveAllConformers()
+    return positions
+
+
+def sample_conformers(conformers: list[Conformer], denoiser_for, sampler: SamplerConfig,
+                      seed: int, batch_size: int = 256, device="cpu",
+                      progress: bool = False) -> list[torch.Tensor]:
+    """Sample the torsions of each conformer (a graph with ≥ 1 torsion and a local structure)
+    and return its positions [num_atoms, 3] with them set, in batches of `batch_size`.
+
+    With sampler.start < 1 the sampler refines the local structure's own torsions noised to
+    that time (SDEdit) instead of starting from noise."""
+    generator = torch.Generator(device).manual_seed(seed)
+    out = []
+    with tqdm(total=len(conformers), desc="conformers", unit="conf", disable=not progress) as bar:
+        for start in range(0, len(conformers), batch_size):
+            space = ConformerSpace(conformers[start:start + batch_size], device)
+            denoiser = denoiser_for(space)
+            x = space.noise(torch.empty((len(space.batch), 2), device=device), generator)
+            if sampler.start < 1:
+                t = torch.full((space.num_graphs,), sampler.start, dtype=torch.float64, device=device)
+                x = q_sample(denoiser.schedule, space.data().to(x), t, x, space)
+            x = sample(denoiser, x, sampler, generator=generator)
+            sizes = [c.graph.num_atoms for c in space.conformers]
+            out += space.positions(x).cpu().split(sizes)
+            bar.update(len(space.conformers))
+    return out
+
+
+@dataclass
+class ConformerModel:
+    """A trained torsion model: how to denoise a batch, how it samples by default, and the
+    largest molecule (atoms with H) it takes."""
+
+    denoiser_for: object
+    sampler: SamplerConfig
+    max_atoms: int
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> "ConformerModel":
+        """The model in a molgen checkpoint (or exported model file); the shipped one if None."""
+        if path is None:
+            return _default_model()
+        from ..training import load_trained
+
+        trained = load_trained(path)
+        if trained.cfg.task.name != "conformers":
+            raise ValueError(f"{path} holds a {trained.cfg.task.name!r} model, not a conformer model")
+        return cls(trained.denoiser, trained.sampler, trained.cfg.task.max_atoms)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_model() -> ConformerModel:
+    path = resources.files("molgen.conformers") / "weights" / DEFAULT_MODEL
+    with resources.as_file(path) as file:
+        return ConformerModel.load(file)
+
+
+def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
+                        sampler: str | None = None, steps: int | None = None,
+                        start: float | None = None, relax: str | None = None, prune_rms: float | None = None,
+                        model: ConformerModel | str | os.PathLike | None = None,
+                        local_structures: int | None = None, batch_size: int = 256,
+                        progress: bool = False):
+    """Conformers of one molecule or of each of a list.
+
+    molecules: a SMILES string or RDKit Mol, or a list of them.  Returns, for a single input,
+    a Mol with explicit H carrying `num_confs` conformers (fewer after pruning), its stereo
+    that of the input; for a list, a list of such Mols, with None where a molecule failed
+    (each failure is warned once, in one line; a single input raises ConformerInputError).
+    sampler, steps: a core sampler (molgen.diffusion.SAMPLERS) and its step count; start: 1
+    samples torsions from noise, start < 1 refines ETKDG's own torsions noised to that time
+    (SDEdit; then every conformer has its own ETKDG embedding); all default to the model's.  relax: None, "mmff" or "uff" (then conformers are ranked by energy,
+    stored as the conformer property `energy`); prune_rms: drop conformers within this
+    heavy-atom RMSD (Å) of a kept one.  local_structures: ETKDG embeddings per molecule
+    (default: one per CONFORMERS_PER_LOCAL_STRUCTURE conformers).  model: a ConformerModel or
+    a checkpoint path; default the shipped model.
+    """
+    if num_confs < 1:
+        raise ValueError(f"num_confs must be >= 1, got {num_confs}")
+    single = isinstance(molecules, (str, Chem.Mol))
+    inputs: Sequence = [molecules] if single else list(molecules)
+    if not isinstance(model, ConformerModel):
+        model = ConformerModel.load(model)
+    config = model.sampler.to_dict()
+    config.update({k: v for k, v in (("kind", sampler), ("steps", steps), ("start", start))
+                   if v is not None})
+    sampler_config = SamplerConfig.from_dict(config)
+    # refining (start < 1) starts each conformer from its own embedding's torsions
+    local = local_structures or (num_confs if sampler_config.start < 1 else
+                                 math.ceil(num_confs / CONFORMERS_PER_LOCAL_STRUCTURE))
+
+    mols: list[Chem.Mol | None] = []
+    jobs: list[tuple[int, Conformer]] = []   # (molecule, conformer to sample)
+    for i, x in enumerate(tqdm(inputs, desc="embed", unit="mol", disable=not progress)):
+        try:
+            mol = to_molecule(x, max_atoms=model.max_atoms)
+            graph = molecule_graph(mol)
+            rigid = len(graph.torsions) == 0
+            structures = embed(mol, num_confs if rigid else min(local, num_confs), seed)
+            if not structures:
+                raise ConformerInputError(f"RDKit could not embed {name_of(mol)!r}")
+        except ConformerInputError as exc:
+            if single:
+                raise
+            warnings.warn(str(exc), stacklevel=2)
+            mols.append(None)
+            continue
+        if rigid:
+            add_conformers(mol, structures)
+        else:
+            jobs += [(i, Conformer(graph, structures[j % len(structures)].float()))
+                     for j in range(num_confs)]
+        mols.append(mol)
+
+    if jobs:
+        with torch.no_grad():
+            positions = sample_conformers([c for _, c in jobs], model.denoiser_for,
+                                          sampler_config, seed, batch_size, progress=progress)
+        for i in sorted({i for i, _ in jobs}):
+            add_conformers(mols[i], [p for (j, _), p in zip(jobs, positions) if j == i])
+
+    mols = [None if m is None else _finish(m, relax, prune_rms, single) for m in mols]
+    return mols[0] if single else mols
+
+
+def add_conformers(mol: Chem.Mol, positions: list[torch.Tensor]) -> None:
+    for pos in positions:
+        conformer = Chem.Conformer(mol.GetNumAtoms())
+        for k, xyz in enumerate(pos.double().tolist()):
+            conformer.SetAtomPosition(k, xyz)
+        mol.AddConformer(conformer, assignId=True)
+
+
+def _finish(mol: Chem.Mol, relax: str | None, prune_rms: float | None, single: bool):
+    try:
+        if relax is not None:
+            relax_conformers(mol, relax)
+            mol = rank_by_energy(mol)
+        if prune_rms is not None:
+            mol = prune(mol, prune_rms)
+    except ValueError as exc:
+        if single:
+            raise ConformerInputError(str(exc)) from None
+        warnings.warn(str(exc), stacklevel=3)
+        return None
+    return mol

@@ -1,0 +1,181 @@
+"""The torsional diffusion state, its space, and the network that denoises it.
+
+State.  A conformer's state is one row per torsion, (cos θ, sin θ): its torsion angles
+embedded in R², where the core's VP diffusion runs unchanged (x_t = α x_0 + σ ε in R^{2m});
+the angle of a state is atan2 of its row, so noise far from the circle only means an
+uncertain angle.  The samplers, losses and schedules are the core's; `ConformerSpace` is a
+`GraphSpace` (rows grouped by conformer) that also carries what the network needs of the
+batch: each conformer's local structure (positions of all atoms) and its molecule's graph.
+
+Network.  To denoise, `TorsionNet` builds the conformer the state describes (the local
+structure with its torsions turned to the state's angles, `TorsionBatch.set`), runs
+invariant message passing over nearby heavy atoms (atom and bond features, topological
+and Euclidean distances), and reads each torsion's prediction from its four atoms, the
+state's row, the time and ETKDG's torsion potential for that bond (CSD knowledge the few
+hundred training ligands could not teach; `featurize.torsion_prior`).  Distances are invariant under rigid motions and reflections;
+the handedness a prediction needs comes from the row itself (the sign of sin θ).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+
+from ..diffusion import Denoiser
+from ..geometry import GraphSpace
+from ..networks import mlp, sinusoidal_embedding
+from .featurize import ATOM_DIM, PAIR_DIM, PRIOR_TERMS, MoleculeGraph
+from .torsions import TorsionBatch, dihedrals
+
+
+@dataclass
+class Conformer:
+    """A molecule's graph with one local structure (positions [num_atoms, 3])."""
+
+    graph: MoleculeGraph
+    pos: Tensor
+
+    def angles(self) -> Tensor:
+        return dihedrals(self.pos, self.graph.torsions.atoms)
+
+
+def angles_to_state(angles: Tensor) -> Tensor:
+    return torch.stack([angles.cos(), angles.sin()], dim=-1)
+
+
+def state_to_angles(x: Tensor) -> Tensor:
+    return torch.atan2(x[:, 1], x[:, 0])
+
+
+class ConformerSpace(GraphSpace):
+    """States [T, 2] of a batch of conformers (rows: torsions, grouped by conformer), with the
+    conformers themselves: positions [N, 3] of all their atoms, their heavy atoms' features
+    and pairs, and the torsions as a `TorsionBatch` over those positions."""
+
+    def __init__(self, conformers: list[Conformer], device=None):
+        self.conformers = conformers
+        graphs = [c.graph for c in conformers]
+        counts = torch.tensor([len(g.torsions) for g in graphs], dtype=torch.long)
+        super().__init__(torch.repeat_interleave(torch.arange(len(graphs)), counts).to(device),
+                         len(graphs))
+        offsets = torch.cumsum(torch.tensor([0] + [g.num_atoms for g in graphs]), 0)
+        self.pos = torch.cat([c.pos for c in conformers]).to(device)
+        self.torsions = TorsionBatch([g.torsions for g in graphs], offsets[:-1].tolist()).to(device)
+        heavy_counts = torch.tensor([len(g.heavy) for g in graphs])
+        heavy_offsets = torch.cumsum(heavy_counts, 0) - heavy_counts
+        self.heavy = torch.cat([g.heavy + o for g, o in zip(graphs, offsets[:-1])]).to(device)
+        self.atom_batch = torch.repeat_interleave(torch.arange(len(graphs)), heavy_counts).to(device)
+        self.atom_x = torch.cat([g.atom_x for g in graphs]).to(device)
+        self.pairs = torch.cat([g.pairs + o for g, o in zip(graphs, heavy_offsets)], dim=1).to(device)
+        self.pair_x = torch.cat([g.pair_x for g in graphs]).to(device)
+        # torsion atoms as rows of the heavy-atom tensor (a, b, c, d are heavy by construction)
+        heavy_row = torch.full((len(self.pos),), -1, dtype=torch.long, device=device)
+        heavy_row[self.heavy] = torch.arange(len(self.heavy), device=device)
+        self.torsion_heavy = heavy_row[self.torsions.atoms]
+        # ETKDG's potential of each torsion, rewritten for our dihedral θ = φ − δ:
+        # Σ_k A_k cos k(θ + δ) = Σ_k (A_k cos kδ) cos kθ − (A_k sin kδ) sin kθ
+        prior_atoms = torch.cat([g.prior_atoms + o for g, o in zip(graphs, offsets[:-1])]).to(device)
+        delta = dihedrals(self.pos, prior_atoms) - dihedrals(self.pos, self.torsions.atoms)
+        k_delta = delta[:, None] * torch.arange(1, PRIOR_TERMS + 1, device=device)
+        amplitude = torch.cat([g.prior for g in graphs]).to(device)
+        self.prior_cos, self.prior_sin = amplitude * k_delta.cos(), -amplitude * k_delta.sin()
+        self.has_prior = (amplitude != 0).any(1, keepdim=True).float()
+
+    def subset(self, start: int, stop: int):
+        rows = (self.batch >= start) & (self.batch < stop)
+        return ConformerSpace(self.conformers[start:stop], self.batch.device), rows
+
+    def data(self) -> Tensor:
+        """The state of the local structures' own torsions (the training data x_0)."""
+        return angles_to_state(dihedrals(self.pos, self.torsions.atoms))
+
+    def positions(self, x: Tensor) -> Tensor:
+        """All atoms' positions [N, 3] of the conformers that the state x describes."""
+        return self.torsions.set(self.pos, state_to_angles(x))
+
+
+def conformer_denoiser(net, schedule, space: ConformerSpace, prediction: str) -> Denoiser:
+    """The core's denoiser for one batch: the network bound to the batch's space."""
+    return Denoiser(functools.partial(net, space=space), schedule, prediction, space)
+
+
+class PairConv(MessagePassing):
+    """Invariant message passing over heavy-atom pairs.
+
+    Transforms: h [N, H] invariant → invariant; edge features e_ij [E, P + R] (pair features
+    and an RBF of the distance) are invariant.  Permutation-equivariant in the atoms.
+
+        m_ij = SiLU(A h_i + B h_j + C e_ij) · sigmoid(w · m̃_ij),   h_i' = LN(h_i + φ_h(h_i, Σ_j m_ij))
+
+    The message is one layer, and A h, B h are computed per atom, not per pair: the pairs
+    of a molecule grow as n², and the messages are what a sampling step spends its time on.
+    """
+
+    def __init__(self, hidden: int, edge_dim: int):
+        super().__init__(aggr="add")
+        self.source, self.target = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden, bias=False)
+        self.edge = nn.Linear(edge_dim, hidden, bias=False)
+        self.gate = nn.Linear(hidden, 1)
+        self.update_mlp = mlp(2 * hidden, hidden, hidden)
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(self, h: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+        agg = self.propagate(edge_index, a=self.target(h), b=self.source(h), e=self.edge(edge_attr))
+        return self.norm(h + self.update_mlp(torch.cat([h, agg], -1)))
+
+    def message(self, a_i: Tensor, b_j: Tensor, e: Tensor) -> Tensor:
+        m = nn.functional.silu(a_i + b_j + e)
+        return m * torch.sigmoid(self.gate(m))
+
+
+class TorsionNet(nn.Module):
+    """Predicts, per torsion row of a state [T, 2], a vector in R² (ε, x₀ or v, as trained).
+
+    Messages run between heavy atoms closer than `cutoff` (Å) in the conformer the state
+    describes: all pairs would cost n² per molecule, most of them far apart."""
+
+    def __init__(self, hidden: int = 64, layers: int = 4, rbf: int = 16, cutoff: float = 6.0):
+        super().__init__()
+        self.hidden, self.cutoff = hidden, cutoff
+        self.register_buffer("centres", torch.linspace(0.0, cutoff, rbf), persistent=False)
+        self.embed = mlp(ATOM_DIM, hidden, hidden)
+        self.time = mlp(hidden, hidden, hidden)
+        self.convs = nn.ModuleList(PairConv(hidden, PAIR_DIM + rbf) for _ in range(layers))
+        self.head = mlp(3 * hidden + 3 + 2 * PRIOR_TERMS + 5, hidden, hidden, 2)
+
+    def forward(self, x: Tensor, t: Tensor, space: ConformerSpace) -> Tensor:
+        dtype = self.centres.dtype
+        pos = space.positions(x)[space.heavy].to(dtype)
+        src, dst = space.pairs
+        dist = (pos[src] - pos[dst]).norm(dim=-1, keepdim=True)
+        near = dist[:, 0] < self.cutoff  # bonded and angle pairs always are (< 3 Å)
+        width = self.cutoff / len(self.centres)
+        rbf = torch.exp(-((dist[near] - self.centres) / width) ** 2)
+        edge_index, edge_attr = space.pairs[:, near], torch.cat([space.pair_x[near].to(dtype), rbf], -1)
+        temb = self.time(sinusoidal_embedding(t, self.hidden).to(dtype))
+        h = self.embed(space.atom_x.to(dtype)) + temb[space.atom_batch]
+        for conv in self.convs:
+            h = conv(h, edge_index, edge_attr)
+        a, b, c, d = space.torsion_heavy.unbind(1)
+        xr = x.to(dtype)
+        features = [h[b] + h[c], h[a] + h[d], temb[space.batch], xr, xr.norm(dim=-1, keepdim=True),
+                    *self.prior_features(space, state_to_angles(xr))]
+        return self.head(torch.cat(features, -1)).to(x.dtype)
+
+    @staticmethod
+    def prior_features(space: ConformerSpace, theta: Tensor) -> list[Tensor]:
+        """ETKDG's torsion potential for the head: its Fourier terms in our frame, its value
+        E(θ) and slope at the state's angle θ, and −dE/dθ as a vector in the (cos, sin) plane
+        (the direction ETKDG would turn the torsion).  asinh tames the 100s of its planarity
+        terms."""
+        k = torch.arange(1, PRIOR_TERMS + 1, device=theta.device, dtype=theta.dtype)
+        cos, sin = (k * theta[:, None]).cos(), (k * theta[:, None]).sin()
+        pc, ps = space.prior_cos.to(theta.dtype), space.prior_sin.to(theta.dtype)
+        energy = (pc * cos + ps * sin).sum(1, keepdim=True)
+        slope = (k * (ps * cos - pc * sin)).sum(1, keepdim=True)
+        tangent = torch.stack([-theta.sin(), theta.cos()], -1)
+        return [torch.asinh(pc), torch.asinh(ps), space.has_prior.to(theta.dtype),
+                torch.asinh(energy), torch.asinh(slope), -torch.asinh(slope) * tangent]

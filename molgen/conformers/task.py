@@ -1,0 +1,140 @@
+"""Training the torsion model (`molgen train experiment=conformers`) on crystal ligands.
+
+A training example is a crystal ligand's torsions (the state x_0, molgen.conformers.model)
+on a local structure: the crystal's own, or one of `local_structures` ETKDG embeddings of
+the ligand, as the model meets them when it generates; the network sees the ligand with its
+torsions turned to the noisy angles.  Molecules without rotatable bonds teach nothing and are
+left out.  A fixed 5% of the ligands (every 20th by InChIKey order) is held out to watch
+training: `evaluate` samples conformers for them the way `generate_conformers` does and
+reports the best-of-k heavy-atom RMSD to the crystal, beside ETKDGv3's with the same k.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from omegaconf import MISSING
+
+from ..diffusion import SamplerConfig
+
+
+@dataclass
+class ConformerTaskConfig:
+    name: str = MISSING
+    hidden: int = MISSING        # TorsionNet width
+    layers: int = MISSING        # message-passing layers
+    rbf: int = MISSING           # Gaussians encoding each pair distance
+    cutoff: float = MISSING      # Å: heavy atoms closer than this exchange messages
+    max_atoms: int = MISSING     # largest molecule (atoms with H) the model accepts
+    local_structures: int = MISSING  # ETKDG embeddings per training ligand, crystal torsions set
+    eval_k: int = MISSING        # conformers per held-out molecule in `evaluate`
+    sample_batch: int = MISSING  # conformers per sampling batch
+
+
+class ConformerTask:
+    Config = ConformerTaskConfig
+    samples_file = "samples.sdf"
+
+    def __init__(self, cfg: ConformerTaskConfig):
+        self.cfg = cfg
+        self._split = None
+
+    def split(self):
+        """(train, held-out) lists: `Conformer`s to train on, (Conformer, crystal Mol) pairs to
+        evaluate on; loaded on first use."""
+        if self._split is None:
+            from rdkit import Chem
+
+            from .data import crystal_ligands
+            from .featurize import molecule_graph
+            from .model import Conformer
+
+            mols = sorted(crystal_ligands(), key=Chem.MolToInchiKey)
+            items = [(i, Conformer(molecule_graph(m), torch.tensor(m.GetConformer().GetPositions(),
+                                                                   dtype=torch.float32)), m)
+                     for i, m in enumerate(mols)]
+            items = [it for it in items if len(it[1].graph.torsions)]
+            train = [c for i, c, m in items if i % 20]
+            train += [c for i, c, m in items if i % 20 for c in self._embedded(c, m)]
+            self._split = (train, [(c, m) for i, c, m in items if not i % 20])
+        return self._split
+
+    def _embedded(self, crystal, mol):
+        """The crystal conformer's torsions set on ETKDG local structures of the ligand: the
+        local structures the model meets when it generates (seeded by the ligand's size)."""
+        from rdkit import Chem
+
+        from .api import embed
+        from .model import Conformer
+        from .torsions import TorsionBatch
+
+        torsions = crystal.graph.torsions
+        angles = crystal.angles()
+        out = []
+        for pos in embed(Chem.Mol(mol), self.cfg.local_structures, seed=mol.GetNumAtoms()):
+            pos = TorsionBatch([torsions], [0]).set(pos.float(), angles)
+            out.append(Conformer(crystal.graph, pos))
+        return out
+
+    def build_model(self):
+        from .model import TorsionNet
+
+        return TorsionNet(self.cfg.hidden, self.cfg.layers, self.cfg.rbf, self.cfg.cutoff)
+
+    def batch(self, n: int, generator: torch.Generator):
+        from .model import ConformerSpace
+
+        train = self.split()[0]
+        space = ConformerSpace([train[i] for i in torch.randint(len(train), (n,), generator=generator)])
+        return space.data(), space
+
+    def denoiser(self, net, schedule, prediction: str, space):
+        from .model import conformer_denoiser
+
+        return conformer_denoiser(net, schedule, space, prediction)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, seed: int,
+                 path: str | os.PathLike | None = None, device="cpu", progress: bool = False) -> dict:
+        """Best-of-k heavy-atom RMSD to the crystal for n held-out ligands (k = cfg.eval_k),
+        for the model (on ETKDGv3 local structures) and for ETKDGv3 itself; with `path`, the
+        model's conformers are written to that SDF."""
+        from rdkit import Chem
+
+        from .api import add_conformers, embed, sample_conformers
+        from .model import Conformer
+        from .rmsd import heavy_atom_rmsd
+
+        k, held_out = self.cfg.eval_k, self.split()[1][:n]
+        jobs, etkdg = [], []
+        for conformer, crystal in held_out:
+            mol = Chem.Mol(crystal)
+            structures = embed(mol, k, seed)
+            etkdg.append(structures)
+            jobs += [Conformer(conformer.graph, structures[j % len(structures)].float())
+                     for j in range(k)]
+        with torch.no_grad():
+            positions = sample_conformers(jobs, denoiser_for, sampler, seed, self.cfg.sample_batch,
+                                          device, progress)
+        best = {"model": [], "etkdg": []}
+        writer = Chem.SDWriter(str(path)) if path is not None else None
+        for m, ((_, crystal), structures) in enumerate(zip(held_out, etkdg)):
+            for key, confs in (("model", positions[m * k:(m + 1) * k]), ("etkdg", structures)):
+                mol = Chem.Mol(crystal)
+                mol.RemoveAllConformers()
+                add_conformers(mol, confs)
+                best[key].append(float(heavy_atom_rmsd(mol, crystal).min()))
+                if writer is not None and key == "model":
+                    for cid in range(mol.GetNumConformers()):
+                        writer.write(mol, confId=cid)
+        if writer is not None:
+            writer.close()
+        return {f"{key}_best_of_{k}_rmsd_median": float(np.median(v)) for key, v in best.items()} | \
+            {f"{key}_best_of_{k}_within_1A": float(np.mean(np.array(v) <= 1.0)) for key, v in best.items()}

@@ -1,0 +1,138 @@
+"""Torsion angles: which bonds rotate, what rotates with them, and setting them in batches.
+
+A conformer is its *local structure* (bond lengths, angles, rings, stereocentres, from RDKit's
+ETKDG) plus the dihedral angles of its rotatable bonds (Jing et al. 2022, "Torsional
+Diffusion").  A torsion is four atoms (a, b, c, d) around the rotatable bond b–c; its angle
+is the dihedral a–b–c–d, and setting it rotates the atoms on c's side of the bond (the
+`moving` atoms, the smaller side) about the b→c axis.
+
+Rotating about b–c is a rigid motion of the moving side that fixes b and c, so it leaves the
+dihedral of every other rotatable bond unchanged (that bond's four atoms lie on one side, or
+on the axis): torsions can be set one after another, in any order, each to its target.
+Stereocentres and double-bond stereo are preserved for the same reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from rdkit import Chem
+from torch import Tensor
+
+_ROTATABLE = Chem.MolFromSmarts("[!$(*#*)&!D1]-&!@[!$(*#*)&!D1]")
+"""Single, acyclic bonds between atoms with other neighbours, neither end in a triple bond
+(there the dihedral is undefined: a, b, c are collinear)."""
+_AMIDE = Chem.MolFromSmarts("[CX3](=[O,S])-&!@[NX3]")
+"""Amide and thioamide C–N bonds: partial double bonds, left planar as ETKDG makes them."""
+
+
+@dataclass
+class Torsions:
+    """The rotatable bonds of one molecule: atoms [m, 4] (a, b, c, d) and, for each, the
+    indices of the atoms that turn with it (c's side, without c)."""
+
+    atoms: Tensor
+    moving: list[Tensor]
+
+    def __len__(self) -> int:
+        return len(self.moving)
+
+
+def find_torsions(mol: Chem.Mol) -> Torsions:
+    """The rotatable bonds of a molecule (with explicit H) that move heavy atoms.
+
+    a and d are the lowest-index heavy neighbours of b and c; bonds whose sides hold no heavy
+    atom besides b or c (methyl, hydroxyl rotors) are left as ETKDG makes them: they move only
+    hydrogens."""
+    amides = {frozenset(m[:1] + m[2:]) for m in mol.GetSubstructMatches(_AMIDE)}
+    atoms, moving = [], []
+    for b, c in mol.GetSubstructMatches(_ROTATABLE):
+        if frozenset((b, c)) in amides:
+            continue
+        a, d = _heavy_neighbour(mol, b, c), _heavy_neighbour(mol, c, b)
+        if a is None or d is None:
+            continue
+        side_c = _side(mol, c, b)
+        if len(side_c) > mol.GetNumAtoms() - len(side_c):  # turn the smaller side
+            a, b, c, d, side_c = d, c, b, a, _side(mol, b, c)
+        atoms.append((a, b, c, d))
+        moving.append(torch.tensor(sorted(side_c - {c}), dtype=torch.long))
+    return Torsions(torch.tensor(atoms, dtype=torch.long).reshape(-1, 4), moving)
+
+
+def _heavy_neighbour(mol: Chem.Mol, atom: int, other: int) -> int | None:
+    heavy = [n.GetIdx() for n in mol.GetAtomWithIdx(atom).GetNeighbors()
+             if n.GetAtomicNum() > 1 and n.GetIdx() != other]
+    return min(heavy) if heavy else None
+
+
+def _side(mol: Chem.Mol, start: int, blocked: int) -> set[int]:
+    """Atoms reachable from `start` without passing through `blocked` (start included)."""
+    seen, stack = {start}, [start]
+    while stack:
+        for n in mol.GetAtomWithIdx(stack.pop()).GetNeighbors():
+            i = n.GetIdx()
+            if i != blocked and i not in seen:
+                seen.add(i)
+                stack.append(i)
+    return seen
+
+
+def dihedrals(pos: Tensor, atoms: Tensor) -> Tensor:
+    """Dihedral angles a–b–c–d in (−π, π] of the rows atoms [T, 4] of positions pos [N, 3]."""
+    p0, p1, p2, p3 = (pos[atoms[:, i]] for i in range(4))
+    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
+    b1 = b1 / b1.norm(dim=-1, keepdim=True)
+    v = b0 - (b0 * b1).sum(-1, keepdim=True) * b1
+    w = b2 - (b2 * b1).sum(-1, keepdim=True) * b1
+    x = (v * w).sum(-1)
+    y = (torch.cross(b1, v, dim=-1) * w).sum(-1)
+    return torch.atan2(y, x)
+
+
+def rotate(points: Tensor, origin: Tensor, axis: Tensor, angle: Tensor) -> Tensor:
+    """Rodrigues' rotation of points [M, 3] by angle [M] about unit axes [M, 3] through origin."""
+    p = points - origin
+    cos, sin = angle.cos()[:, None], angle.sin()[:, None]
+    dot = (p * axis).sum(-1, keepdim=True)
+    return origin + p * cos + torch.cross(axis, p, dim=-1) * sin + axis * dot * (1 - cos)
+
+
+class TorsionBatch:
+    """Torsions of many conformers whose atoms are rows of one position tensor [N, 3].
+
+    `atoms` [T, 4] are rows of that tensor; `moves` lists, for each rank r, the pairs
+    (atom row, torsion) of every conformer's r-th torsion, so `set` turns all conformers'
+    r-th torsions at once: one vectorized rotation per rank, not per torsion.
+    """
+
+    def __init__(self, per_conformer: list[Torsions], offsets: list[int]):
+        atoms, moves = [], {}
+        row = 0
+        for tors, offset in zip(per_conformer, offsets):
+            atoms.append(tors.atoms + offset)
+            for rank, moving in enumerate(tors.moving):
+                pair = torch.stack([moving + offset, torch.full_like(moving, row)])
+                moves.setdefault(rank, []).append(pair)
+                row += 1
+        self.atoms = torch.cat(atoms) if atoms else torch.zeros((0, 4), dtype=torch.long)
+        self.moves = [torch.cat(moves[r], dim=1) for r in sorted(moves)]
+
+    def to(self, device) -> "TorsionBatch":
+        self.atoms = self.atoms.to(device)
+        self.moves = [m.to(device) for m in self.moves]
+        return self
+
+    def set(self, pos: Tensor, angles: Tensor) -> Tensor:
+        """Positions with every torsion turned to angles [T] (radians); pos is not modified."""
+        pos = pos.clone()
+        for atom_rows, torsion in self.moves:
+            b, c = self.atoms[torsion, 1], self.atoms[torsion, 2]
+            # the rank's torsions are distinct rows, so their current angles are read once
+            first = torch.unique(torsion)
+            delta = torch.zeros(len(self.atoms), dtype=pos.dtype, device=pos.device)
+            delta[first] = angles[first] - dihedrals(pos, self.atoms[first])
+            axis = pos[c] - pos[b]
+            axis = axis / axis.norm(dim=-1, keepdim=True)
+            pos[atom_rows] = rotate(pos[atom_rows], pos[b], axis, delta[torsion])
+        return pos

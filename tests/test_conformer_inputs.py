@@ -1,0 +1,181 @@
+"""molgen.conformers inputs (SMILES, Mol, .smi and .sdf files) and postprocessing (force-field
+relaxation, ranking by energy, RMSD pruning), on small molecules embedded by RDKit ETKDG."""
+import gzip
+
+import numpy as np
+import pytest
+from rdkit import Chem
+from rdkit.Chem import AllChem
+
+from molgen.conformers.inputs import ConformerInputError, read_inputs, to_molecule
+from molgen.conformers.postprocess import prune, rank_by_energy, relax
+
+STEREO = "C[C@H](O)/C=C/Cl"
+
+
+def embed(smiles: str, n: int = 1, seed: int = 7) -> Chem.Mol:
+    """`n` ETKDG conformers (randomSeed=0 gives identical ones in some RDKit versions)."""
+    mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+    assert len(AllChem.EmbedMultipleConfs(mol, n, randomSeed=seed)) == n
+    return mol
+
+
+def heavy_smiles(mol: Chem.Mol) -> str:
+    return Chem.MolToSmiles(Chem.RemoveHs(mol))
+
+
+@pytest.mark.parametrize("smiles, kwargs, message", [
+    ("C1CC", {}, "invalid SMILES 'C1CC'"),
+    ("C[Si](C)(C)B(O)O", {}, "unsupported element(s) B, Si in 'C[Si](C)(C)B(O)O': the model "
+                             "knows H, C"),
+    ("CCCCCCCCCC", {"max_atoms": 30}, "'CCCCCCCCCC' has 32 atoms with hydrogens, more than "
+                                      "the model's limit of 30"),
+    ("", {}, "empty molecule"),
+])
+def test_refused_molecules_say_why_in_one_line(smiles, kwargs, message):
+    with pytest.raises(ConformerInputError) as info:
+        to_molecule(smiles, **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_smiles_gets_explicit_hydrogens_and_its_name():
+    mol = to_molecule("CCO", name="ethanol", max_atoms=9)
+    assert mol.GetNumAtoms() == 9 and mol.GetNumConformers() == 0
+    assert mol.GetProp("_Name") == "ethanol"
+    assert to_molecule("CCO").GetProp("_Name") == "CCO"
+
+
+@pytest.mark.parametrize("smiles", [STEREO, "N[C@@H](C)C(=O)O", "CC(O)C=CCl"])
+def test_stereo_of_the_smiles_is_kept_exactly(smiles):
+    """Specified centres and double bonds stay as given; unspecified ones stay unspecified."""
+    assert heavy_smiles(to_molecule(smiles)) == Chem.CanonSmiles(smiles)
+
+
+def test_untagged_3d_mol_gets_its_stereo_from_the_coordinates():
+    mol = embed(STEREO)
+    for atom in mol.GetAtoms():
+        atom.SetChiralTag(Chem.ChiralType.CHI_UNSPECIFIED)
+    for bond in mol.GetBonds():
+        bond.SetStereo(Chem.BondStereo.STEREONONE)
+        bond.SetBondDir(Chem.BondDir.NONE)
+    assert heavy_smiles(mol) == "CC(O)C=CCl"
+    out = to_molecule(mol)
+    assert heavy_smiles(out) == Chem.CanonSmiles(STEREO)
+    assert out.GetNumConformers() == 0 and mol.GetNumConformers() == 1  # input untouched
+
+
+def write_smi(path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def test_smi_file_with_names_comments_and_a_bad_line(tmp_path):
+    source = write_smi(tmp_path / "in.smi", "# header comment\nCCO ethanol\n\n"
+                                            "c1ccccc1\tbenzene ring\nC1CC broken\nCCN\n")
+    entries = read_inputs(source)
+    assert [name for name, _ in entries] == ["ethanol", "benzene ring", "broken", "CCN"]
+    assert isinstance(entries[2][1], ConformerInputError)
+    assert [m.GetProp("_Name") for _, m in entries if isinstance(m, Chem.Mol)] == [
+        "ethanol", "benzene ring", "CCN"]
+
+
+def test_literal_smiles():
+    [(name, mol)] = read_inputs(STEREO)
+    assert name == STEREO and heavy_smiles(mol) == Chem.CanonSmiles(STEREO)
+    with pytest.raises(ConformerInputError, match="invalid SMILES"):
+        read_inputs("C1CC")
+
+
+def sdf_text() -> str:
+    """Four records: good, unparseable, valence error, good with a blank title."""
+    good = embed(STEREO)
+    good.SetProp("_Name", "chloro")
+    bad_valence = Chem.MolFromSmiles("CC(C)(C)(C)C", sanitize=False)
+    bad_valence.SetProp("_Name", "pentavalent")
+    blocks = [Chem.MolToMolBlock(good), "unparseable\n  junk\n\nnot a counts line\nM  END\n",
+              Chem.MolToMolBlock(bad_valence, kekulize=False),
+              Chem.MolToMolBlock(embed("CCO"))]
+    return "".join(f"{block}$$$$\n" for block in blocks)
+
+
+@pytest.mark.parametrize("suffix", [".sdf", ".sdf.gz"])
+def test_sdf_with_broken_records_keeps_the_others(tmp_path, suffix):
+    path = tmp_path / f"in{suffix}"
+    opener = gzip.open if suffix.endswith(".gz") else open
+    with opener(path, "wt") as handle:
+        handle.write(sdf_text())
+    entries = read_inputs(str(path))
+    assert [name for name, _ in entries] == ["chloro", "unparseable", "pentavalent", "mol4"]
+    assert "cannot parse SDF record 2 ('unparseable')" in str(entries[1][1])
+    assert "cannot sanitize 'pentavalent'" in str(entries[2][1])
+    assert heavy_smiles(entries[0][1]) == Chem.CanonSmiles(STEREO)  # stereo read from 3-D
+    assert heavy_smiles(entries[3][1]) == "CCO" and entries[3][1].GetNumConformers() == 0
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("empty.smi", "# nothing\n\n", "no molecules in"),
+    ("empty.sdf", "", "no molecules in"),
+    ("missing.smi", None, "no such file"),
+    ("plain.sdf.gz", "not gzip", "cannot read"),
+    ("latin1.smi", b"CCO \xe9thanol\n", "cannot read"),
+    ("table.csv", "smiles\nCCO\n", "input files are .smi"),
+])
+def test_unusable_file_raises(tmp_path, name, content, message):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ConformerInputError, match=message):
+        read_inputs(str(path))
+
+
+def forcefield_energies(mol: Chem.Mol, forcefield: str) -> list[float]:
+    if forcefield == "mmff":
+        props = AllChem.MMFFGetMoleculeProperties(mol)
+        fields = [AllChem.MMFFGetMoleculeForceField(mol, props, confId=c.GetId())
+                  for c in mol.GetConformers()]
+    else:
+        fields = [AllChem.UFFGetMoleculeForceField(mol, confId=c.GetId())
+                  for c in mol.GetConformers()]
+    return [field.CalcEnergy() for field in fields]
+
+
+@pytest.mark.parametrize("forcefield", ["mmff", "uff"])
+def test_relax_lowers_each_energy_and_stores_it(forcefield):
+    mol = embed("CC(=O)NCCO", n=3)
+    before = forcefield_energies(mol, forcefield)
+    after = relax(mol, forcefield)
+    assert len(after) == 3 and all(a < b for a, b in zip(after, before))
+    np.testing.assert_allclose(after, forcefield_energies(mol, forcefield), atol=1e-6)
+    assert [c.GetDoubleProp("energy") for c in mol.GetConformers()] == after
+
+
+def test_relax_without_mmff_parameters_suggests_uff():
+    with pytest.raises(ValueError, match=r"MMFF has no parameters for 'C\[Se\]C' \(try uff\)"):
+        relax(embed("C[Se]C"), "mmff")
+
+
+def test_rank_by_energy_sorts_a_copy():
+    mol = embed("CCCCO", n=4)
+    with pytest.raises(ValueError, match="relax them first"):
+        rank_by_energy(mol)
+    energies = relax(mol, "mmff", max_iters=5)
+    ranked = rank_by_energy(mol)
+    assert [c.GetDoubleProp("energy") for c in ranked.GetConformers()] == sorted(energies)
+    assert [c.GetId() for c in ranked.GetConformers()] == [0, 1, 2, 3]
+    assert [c.GetDoubleProp("energy") for c in mol.GetConformers()] == energies
+
+
+def test_prune_drops_a_moved_duplicate_and_keeps_distinct_conformers():
+    mol = embed("CCCCO", n=3)
+    copy = Chem.Conformer(mol.GetConformer(1))
+    rotation = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    for i, xyz in enumerate(copy.GetPositions() @ rotation.T + 5.0):
+        copy.SetAtomPosition(i, xyz.tolist())
+    mol.AddConformer(copy, assignId=True)
+    pruned = prune(mol, 0.1)
+    assert pruned.GetNumConformers() == 3 and mol.GetNumConformers() == 4
+    for kept, original in zip(pruned.GetConformers(), list(mol.GetConformers())[:3]):
+        np.testing.assert_array_equal(kept.GetPositions(), original.GetPositions())
+    assert prune(mol, 100.0).GetNumConformers() == 1

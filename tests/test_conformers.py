@@ -1,0 +1,189 @@
+"""Torsions, the torsional state and network, `generate_conformers`, the conformer task and
+the shipped model."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from rdkit import Chem
+from rdkit.Chem import AllChem
+
+from molgen.conformers.api import ConformerModel, etkdg_params, generate_conformers
+from molgen.conformers.featurize import molecule_graph
+from molgen.conformers.inputs import ConformerInputError
+from molgen.conformers.model import Conformer, ConformerSpace, TorsionNet, conformer_denoiser
+from molgen.conformers.rmsd import heavy_atom_rmsd
+from molgen.conformers.torsions import TorsionBatch, dihedrals, find_torsions
+from molgen.diffusion import SamplerConfig, make_schedule
+from molgen.qm9 import default_data_root
+from test_training import check_killed_run_resumes_exactly
+
+STEREO = "C/C=C/C[C@H](N)c1ccccc1OC[C@@H](O)CC(=O)N(C)C"  # E double bond, two centres
+SMILES = [STEREO, "CC(=O)Oc1ccccc1C(=O)O", "OCCCCCCCCF"]
+needs_ligands = pytest.mark.skipif(
+    not (default_data_root() / "conformers" / "pubLigsNeutralGoodDensity.sdf.gz").exists(),
+    reason="crystal ligands not found under MOLGEN_DATA")
+
+
+def embedded(smiles: str, n: int = 1, seed: int = 0) -> Chem.Mol:
+    mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+    assert len(AllChem.EmbedMultipleConfs(mol, n, etkdg_params(seed))) == n
+    return mol
+
+
+def positions(mol: Chem.Mol, conf_id: int = -1) -> torch.Tensor:
+    return torch.tensor(mol.GetConformer(conf_id).GetPositions())
+
+
+def isomeric(mol: Chem.Mol, conf_id: int) -> str:
+    """Canonical SMILES with stereo perceived from conformer conf_id."""
+    copy = Chem.Mol(mol, confId=conf_id)
+    Chem.AssignStereochemistryFrom3D(copy)
+    return Chem.MolToSmiles(Chem.RemoveHs(copy))
+
+
+def test_rotatable_bonds():
+    # aspirin: aryl–O, O–C(=O) and aryl–C(=O)OH turn heavy atoms; the OH and CH3 rotors do not
+    assert len(find_torsions(Chem.AddHs(Chem.MolFromSmiles("CC(=O)Oc1ccccc1C(=O)O")))) == 3
+    # amide C–N, ring bonds, triple bonds and terminal bonds do not turn
+    for smiles, count in (("CC(=O)NC", 0), ("C1CCCCC1", 0), ("CC#CC", 0), ("CCCC", 1)):
+        assert len(find_torsions(Chem.AddHs(Chem.MolFromSmiles(smiles)))) == count, smiles
+
+
+def test_setting_torsions_is_exact_and_keeps_local_structure_and_stereo():
+    mols = [embedded(s) for s in SMILES]
+    torsions = [find_torsions(m) for m in mols]
+    offsets = np.cumsum([0] + [m.GetNumAtoms() for m in mols])[:-1].tolist()
+    batch = TorsionBatch(torsions, offsets)
+    pos = torch.cat([positions(m) for m in mols])
+    target = torch.rand(len(batch.atoms), generator=torch.Generator().manual_seed(0)) * 2 * math.pi - math.pi
+    new = batch.set(pos, target)
+    error = (dihedrals(new, batch.atoms) - target + math.pi) % (2 * math.pi) - math.pi
+    assert error.abs().max() < 1e-9
+    for mol, offset in zip(mols, offsets):
+        rows = slice(offset, offset + mol.GetNumAtoms())
+        bonds = torch.tensor([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()])
+        lengths = lambda p: (p[bonds[:, 0]] - p[bonds[:, 1]]).norm(dim=1)  # noqa: E731
+        assert torch.allclose(lengths(new[rows]), lengths(pos[rows]), atol=1e-9)
+        mol.AddConformer(Chem.Conformer(mol.GetConformer()), assignId=True)
+        for k, xyz in enumerate(new[rows].tolist()):
+            mol.GetConformer(1).SetAtomPosition(k, xyz)
+        assert isomeric(mol, 1) == isomeric(mol, 0)
+    assert isomeric(mols[0], 0) == Chem.CanonSmiles(STEREO)
+
+
+def test_state_round_trip():
+    mol = embedded(STEREO)
+    space = ConformerSpace([Conformer(molecule_graph(mol), positions(mol))])
+    assert torch.allclose(space.positions(space.data()), space.pos, atol=1e-9)
+    # the angle of a state is its direction: scaling a row changes nothing
+    assert torch.allclose(space.positions(3.0 * space.data()), space.pos, atol=1e-9)
+
+
+def test_etkdg_torsion_prior_in_our_frame_prefers_a_cis_ester():
+    """Ethyl acetate's C(=O)–O bond: ETKDG's CSD pattern O=C–O–C wants 0° (cis); our torsion
+    C–C(=O)–O–C is that dihedral plus 180°, so its prior energy is lowest at θ = ±180°."""
+    mol = embedded("CC(=O)OCC")
+    space = ConformerSpace([Conformer(molecule_graph(mol), positions(mol))])
+    row = [i for i, (a, b, c, d) in enumerate(space.torsions.atoms.tolist()) if {b, c} == {1, 3}]
+    theta = torch.linspace(-math.pi, math.pi, 73, dtype=torch.float64)
+    energy = torch.stack([torch.sinh(TorsionNet.prior_features(space, torch.full((len(space.batch),), float(t),
+                                                                                  dtype=torch.float64))[3][row[0], 0])
+                          for t in theta])
+    assert float(space.has_prior[row[0]]) == 1.0
+    assert abs(abs(float(theta[energy.argmin()])) - math.pi) < 0.1
+    assert float(energy.max() - energy.min()) > 5.0
+
+
+def test_network_is_invariant_to_rigid_motions_and_atom_order_of_the_batch():
+    torch.manual_seed(0)
+    net = TorsionNet(hidden=16, layers=2).double()
+    mol = embedded(STEREO)
+    graph, pos = molecule_graph(mol), positions(mol)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
+    if torch.det(q) < 0:  # a proper rotation: a reflection also flips every torsion's sign
+        q = -q
+    moved = pos @ q.T + torch.tensor([1.0, -2.0, 3.0])
+    spaces = [ConformerSpace([Conformer(graph, p)]) for p in (pos, moved)]
+    x = torch.randn(len(graph.torsions), 2, dtype=torch.float64)
+    t = torch.tensor([0.4])
+    out, out_moved = (net(x, t, s) for s in spaces)
+    assert torch.allclose(out, out_moved, atol=1e-8)
+    # two conformers in one batch give what each gives alone
+    other = embedded("OCCCCCCCCF")
+    g2, p2 = molecule_graph(other), positions(other)
+    x2 = torch.randn(len(g2.torsions), 2, dtype=torch.float64)
+    both = net(torch.cat([x2, x]), torch.tensor([0.7, 0.4]),
+               ConformerSpace([Conformer(g2, p2), Conformer(graph, pos)]))
+    assert torch.allclose(both[len(x2):], out, atol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def small_model() -> ConformerModel:
+    """An untrained small model: enough for what the API guarantees whatever the weights."""
+    torch.manual_seed(0)
+    net, schedule = TorsionNet(hidden=8, layers=1, rbf=4).eval(), make_schedule("cosine")
+    return ConformerModel(lambda space: conformer_denoiser(net, schedule, space, "v"),
+                          SamplerConfig(kind="dpmpp_2m", steps=3), max_atoms=60)
+
+
+def test_generate_conformers_keeps_stereo_and_local_structure(small_model):
+    mol = generate_conformers(STEREO, 6, seed=3, model=small_model)
+    assert mol.GetNumConformers() == 6 and mol.GetNumAtoms() == Chem.AddHs(Chem.MolFromSmiles(STEREO)).GetNumAtoms()
+    assert {isomeric(mol, c.GetId()) for c in mol.GetConformers()} == {Chem.CanonSmiles(STEREO)}
+    # bond lengths are ETKDG's: within a few hundredths of an Å of MMFF's after relaxing
+    relaxed = Chem.Mol(mol)
+    AllChem.MMFFOptimizeMoleculeConfs(relaxed, maxIters=2000)
+    for conf_id in range(6):
+        a, b = positions(mol, conf_id), positions(relaxed, conf_id)
+        bonds = [(x.GetBeginAtomIdx(), x.GetEndAtomIdx()) for x in mol.GetBonds()]
+        d = [abs((a[i] - a[j]).norm() - (b[i] - b[j]).norm()) for i, j in bonds]
+        assert max(d) < 0.1
+    # the same seed gives the same conformers; another seed, others
+    again = generate_conformers(STEREO, 6, seed=3, model=small_model)
+    assert np.allclose(positions(again, 5), positions(mol, 5))
+    other = generate_conformers(STEREO, 6, seed=4, model=small_model)
+    assert heavy_atom_rmsd(other, mol, ref_conf_id=5).min() > 1e-3
+
+
+def test_generate_conformers_batches_lists_and_reports_failures(small_model):
+    inputs = ["CCCCO", "not a smiles", "c1ccccc1", Chem.MolFromSmiles("C[Si](C)(C)C"), "CC(=O)Oc1ccccc1C(=O)O"]
+    with pytest.warns(UserWarning) as caught:
+        out = generate_conformers(inputs, 4, model=small_model, relax="mmff", prune_rms=0.01)
+    assert [m is None for m in out] == [False, True, False, True, False]
+    assert ["invalid SMILES" in str(w.message) or "unsupported element" in str(w.message)
+            for w in caught] == [True, True]
+    benzene = out[2]  # rigid: its conformers are ETKDG's, then pruned to one
+    assert benzene.GetNumConformers() == 1
+    energies = [c.GetDoubleProp("energy") for c in out[4].GetConformers()]
+    assert energies == sorted(energies)
+    with pytest.raises(ConformerInputError, match="invalid SMILES"):
+        generate_conformers("C1CC", model=small_model)
+    with pytest.raises(ConformerInputError, match="limit of 60"):
+        generate_conformers("C" * 25, model=small_model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert generate_conformers([], model=small_model) == []
+
+
+@needs_ligands
+def test_training_holds_out_the_benchmark_molecules():
+    from molgen.conformers.data import PLATINUM, crystal_ligands, read_sdf, skeleton_key
+
+    train = {skeleton_key(m) for m in crystal_ligands()}
+    platinum = {skeleton_key(m) for m in read_sdf(default_data_root() / PLATINUM)}
+    assert len(train) > 600 and not train & platinum
+
+
+@needs_ligands
+def test_tiny_conformer_run_resumes_exactly(tmp_path):
+    check_killed_run_resumes_exactly(tmp_path, ["experiment=conformers_tiny"], steps=6, every=2,
+                                     kill=5)
+
+
+def test_shipped_model_loads_and_generates():
+    model = ConformerModel.load()  # molgen/conformers/weights/default.pt, weights_only
+    assert model.max_atoms >= 200
+    mol = generate_conformers("CC(=O)Oc1ccccc1C(=O)O", 10, model=model)
+    assert mol.GetNumConformers() == 10
