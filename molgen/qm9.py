@@ -10,8 +10,10 @@ Two sources give the same table of molecules:
   (:func:`download_gdb9`), parsed from its xyz files.
 
 Either is parsed once into a compact ``.npz`` in the cache directory (``$MOLGEN_CACHE``, else
-``~/.cache/molgen``); later loads read only that file.  The split file is read by path from the
-data directory (``$MOLGEN_DATA``, else ``<repo>/../shared/data``), never copied into the repo.
+``~/.cache/molgen``); later loads read only that file, and a qm9pack cache serves even where
+qm9pack is not installed (copy the file to a machine instead of the package).  The split file
+is read by path from the data directory (``$MOLGEN_DATA``, else ``<repo>/../shared/data``),
+never copied into the repo.
 
 Units (EDM's ``qm9_to_eV`` conversion applied to the QM9 source units, see
 :data:`PROPERTY_UNITS`): homo, lumo, gap, U0, U, H, G in eV (Hartree × 27.2114), zpve in meV
@@ -239,7 +241,13 @@ def load_table(source: str = "qm9pack", cache_dir: Path | None = None) -> QM9Tab
     """The whole dataset, parsed on first use and then read from the cache."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if source == "qm9pack":
-        data_dir = qm9pack_data_dir()
+        if importlib.util.find_spec("qm9pack") is None:
+            # a table parsed from qm9pack earlier still serves without it: a machine can be
+            # given the ~45 MB cache instead of the 224 MB package (the last version by name)
+            cached = sorted(cache_dir.glob("qm9pack-*.npz"))
+            if cached:
+                return QM9Table.load(cached[-1])
+        data_dir = qm9pack_data_dir()  # raises with the install hint when it is missing
         cache = cache_dir / f"qm9pack-{importlib.metadata.version('qm9pack')}.npz"
 
         def parse():

@@ -170,3 +170,15 @@ def test_missing_qm9pack_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModuleNotFoundError, match="pip install 'molgen\\[qm9\\]'"):
         qm9.load_table(cache_dir=tmp_path)
+
+
+def test_qm9pack_cache_serves_without_qm9pack(monkeypatch, tmp_path):
+    """A cache parsed earlier is read even where the package is not installed (a GPU node
+    given the cache file), and the cache is what it holds, not a re-parse."""
+    _, charges, positions, properties = qm9.parse_gdb9_xyz(METHANE_XYZ)
+    table = qm9.QM9Table(index=np.array([1]), n_atoms=np.array([5]), charges=charges,
+                         positions=positions.astype(np.float32), properties=properties[None])
+    table.save(tmp_path / "qm9pack-1.0.3.npz")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    loaded = qm9.load_table(cache_dir=tmp_path)
+    assert loaded.index.tolist() == [1] and loaded.charges.tolist() == [6, 1, 1, 1, 1]
