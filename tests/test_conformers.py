@@ -187,3 +187,27 @@ def test_shipped_model_loads_and_generates():
     assert model.max_atoms >= 200
     mol = generate_conformers("CC(=O)Oc1ccccc1C(=O)O", 10, model=model)
     assert mol.GetNumConformers() == 10
+
+
+@pytest.mark.skipif(not (default_data_root() / "conformers" / "platinum_diverse_2017_01_dev.sdf.gz").exists(),
+                    reason="Platinum set not found under MOLGEN_DATA")
+def test_shipped_model_beats_random_torsions_on_crystal_ligands():
+    """On 40 Platinum crystal ligands (the test set, never trained on) the shipped model's
+    conformers are closer to the crystal, on average over conformers, than uniformly random
+    torsions on the same ETKDG local structures: what the model learned, not what ETKDG
+    gave it.  (Measured: 1.76 Å against 1.96 Å.)"""
+    from molgen.conformers.data import PLATINUM, read_sdf
+
+    model, g = ConformerModel.load(), torch.Generator().manual_seed(0)
+    rmsd_model, rmsd_random = [], []
+    for crystal in read_sdf(default_data_root() / PLATINUM)[::57][:40]:
+        Chem.AssignStereochemistryFrom3D(crystal)
+        mol = generate_conformers(Chem.MolToSmiles(crystal), 5, seed=0, model=model, local_structures=5)
+        rmsd_model += heavy_atom_rmsd(mol, crystal).tolist()
+        torsions = TorsionBatch([molecule_graph(mol).torsions], [0])
+        for conf in mol.GetConformers():
+            angles = (torch.rand(len(torsions.atoms), generator=g, dtype=torch.float64) * 2 - 1) * math.pi
+            for k, xyz in enumerate(torsions.set(torch.tensor(conf.GetPositions()), angles).tolist()):
+                conf.SetAtomPosition(k, xyz)
+        rmsd_random += heavy_atom_rmsd(mol, crystal).tolist()
+    assert np.mean(rmsd_model) < np.mean(rmsd_random) - 0.1, (np.mean(rmsd_model), np.mean(rmsd_random))
