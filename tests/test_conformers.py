@@ -1,5 +1,6 @@
 """Torsions, the torsional state and network, `generate_conformers`, the conformer task and
 the shipped model."""
+import importlib.util
 import math
 import warnings
 
@@ -174,6 +175,21 @@ def test_training_holds_out_the_benchmark_molecules():
     train = {skeleton_key(m) for m in crystal_ligands()}
     platinum = {skeleton_key(m) for m in read_sdf(default_data_root() / PLATINUM)}
     assert len(train) > 600 and not train & platinum
+
+
+@needs_ligands
+@pytest.mark.skipif(importlib.util.find_spec("moses") is None, reason="molsets not installed")
+def test_force_field_conformers_are_mmff_minima_of_moses_molecules(tmp_path, monkeypatch):
+    from molgen.conformers.data import force_field_conformers
+
+    monkeypatch.setenv("MOLGEN_CACHE", str(tmp_path))
+    mols = force_field_conformers(4, 2)
+    assert len(mols) == 8 and all(m.GetNumAtoms() > m.GetNumHeavyAtoms() for m in mols)
+    props = AllChem.MMFFGetMoleculeProperties(mols[0])
+    field = AllChem.MMFFGetMoleculeForceField(mols[0], props)
+    # a minimum, up to the SDF's 4 decimals (an unrelaxed ETKDG conformer has gradients of 10s)
+    assert max(abs(g) for g in field.CalcGrad()) < 1.0
+    assert force_field_conformers(4, 2)[3].GetNumAtoms() == mols[3].GetNumAtoms()  # cached
 
 
 @needs_ligands

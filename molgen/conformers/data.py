@@ -1,4 +1,5 @@
-"""Training molecules of the conformer model: PDB crystal ligands, benchmark molecules removed.
+"""Training molecules of the conformer model: PDB crystal ligands, benchmark molecules removed,
+and optionally MOSES molecules with force-field conformers.
 
 The training set is the Open Force Field "good density" PDB ligands
 (`<MOLGEN_DATA>/conformers/pubLigs{Neutral,Charged}GoodDensity.sdf.gz`, 648 + 382 crystal
@@ -6,16 +7,26 @@ conformers with explicit H).  Molecules that also appear in an evaluation set ar
 matched by the connectivity block of the InChIKey (so stereoisomers and protonation
 variants count as the same molecule): the Platinum conformer benchmark and the CASF-2016 and
 Astex docking sets.
+
+Extra supervision (optional, `force_field_molecules`): drug-like MOSES training SMILES (the
+PyPI package `molsets`, an extra) embedded with ETKDGv3 and minimized with MMFF94 — local
+minima of a force field rather than experiment, but many more molecules than the crystals.
+They are made once and cached as an SDF under $MOLGEN_CACHE/conformers.
 """
 from __future__ import annotations
 
+import csv
 import gzip
+import importlib.util
 import os
+import random
 from pathlib import Path
 
 from rdkit import Chem, RDLogger
+from rdkit.Chem import AllChem
+from tqdm.auto import tqdm
 
-from ..qm9 import default_data_root
+from ..qm9 import default_cache_dir, default_data_root
 from .featurize import ELEMENTS
 
 TRAINING_FILES = ("conformers/pubLigsNeutralGoodDensity.sdf.gz",
@@ -64,3 +75,39 @@ def crystal_ligands(root: str | os.PathLike | None = None) -> list[Chem.Mol]:
     return [m for m in mols
             if skeleton_key(m) not in held_out
             and all(a.GetSymbol() in ELEMENTS for a in m.GetAtoms())]
+
+
+def moses_smiles(n: int, seed: int) -> list[str]:
+    """n SMILES drawn (fixed seed) from the MOSES training set that `molsets` ships."""
+    spec = importlib.util.find_spec("moses")
+    if spec is None:
+        raise ModuleNotFoundError("MOSES SMILES need the molsets package: "
+                                  "pip install --no-deps molsets==0.3.1")
+    path = Path(spec.origin).parent / "dataset" / "data" / "train.csv.gz"
+    with gzip.open(path, "rt") as f:
+        smiles = [row["SMILES"] for row in csv.DictReader(f)]
+    return random.Random(seed).sample(smiles, n)
+
+
+def force_field_conformers(n: int, per_molecule: int, seed: int = 0,
+                           root: str | os.PathLike | None = None) -> list[Chem.Mol]:
+    """ETKDGv3 + MMFF94 conformers (one Mol per conformer, explicit H) of n MOSES molecules,
+    benchmark molecules removed; cached in $MOLGEN_CACHE/conformers."""
+    from .api import etkdg_params
+
+    cache = default_cache_dir() / "conformers" / f"moses_mmff_{n}x{per_molecule}_seed{seed}.sdf"
+    if not cache.exists():
+        held_out = held_out_keys(Path(root) if root is not None else default_data_root())
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        with Chem.SDWriter(str(tmp)) as writer:
+            for smiles in tqdm(moses_smiles(n, seed), desc="MMFF conformers", unit="mol"):
+                mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+                if skeleton_key(mol) in held_out:
+                    continue
+                AllChem.EmbedMultipleConfs(mol, per_molecule, etkdg_params(seed))
+                AllChem.MMFFOptimizeMoleculeConfs(mol, numThreads=1, maxIters=2000)
+                for conf in mol.GetConformers():
+                    writer.write(mol, confId=conf.GetId())
+        os.replace(tmp, cache)
+    return read_sdf(cache)

@@ -27,7 +27,7 @@ from torch_geometric.nn import MessagePassing
 from ..diffusion import Denoiser
 from ..geometry import GraphSpace
 from ..networks import mlp, sinusoidal_embedding
-from .featurize import ATOM_DIM, PAIR_DIM, PRIOR_TERMS, MoleculeGraph
+from .featurize import ATOM_DIM, PAIR_DIM, PRIOR_TERMS, MoleculeGraph, molecule_graph
 from .torsions import TorsionBatch, dihedrals
 
 
@@ -37,6 +37,12 @@ class Conformer:
 
     graph: MoleculeGraph
     pos: Tensor
+
+    @classmethod
+    def of(cls, mol) -> "Conformer":
+        """An RDKit molecule (explicit H) with its first conformer as the local structure."""
+        return cls(molecule_graph(mol), torch.tensor(mol.GetConformer().GetPositions(),
+                                                     dtype=torch.float32))
 
     def angles(self) -> Tensor:
         return dihedrals(self.pos, self.graph.torsions.atoms)

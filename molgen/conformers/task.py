@@ -29,6 +29,10 @@ class ConformerTaskConfig:
     cutoff: float = MISSING      # Å: heavy atoms closer than this exchange messages
     max_atoms: int = MISSING     # largest molecule (atoms with H) the model accepts
     local_structures: int = MISSING  # ETKDG embeddings per training ligand, crystal torsions set
+    # MOSES molecules with MMFF conformers added (0: none), and conformers per molecule; with
+    # defaults, so that models trained before these keys existed still load
+    force_field_molecules: int = 0
+    force_field_conformers: int = 2
     eval_k: int = MISSING        # conformers per held-out molecule in `evaluate`
     sample_batch: int = MISSING  # conformers per sampling batch
 
@@ -48,16 +52,19 @@ class ConformerTask:
             from rdkit import Chem
 
             from .data import crystal_ligands
-            from .featurize import molecule_graph
             from .model import Conformer
 
             mols = sorted(crystal_ligands(), key=Chem.MolToInchiKey)
-            items = [(i, Conformer(molecule_graph(m), torch.tensor(m.GetConformer().GetPositions(),
-                                                                   dtype=torch.float32)), m)
-                     for i, m in enumerate(mols)]
+            items = [(i, Conformer.of(m), m) for i, m in enumerate(mols)]
             items = [it for it in items if len(it[1].graph.torsions)]
             train = [c for i, c, m in items if i % 20]
             train += [c for i, c, m in items if i % 20 for c in self._embedded(c, m)]
+            if self.cfg.force_field_molecules:
+                from .data import force_field_conformers
+
+                extra = [Conformer.of(m) for m in force_field_conformers(
+                    self.cfg.force_field_molecules, self.cfg.force_field_conformers)]
+                train += [c for c in extra if len(c.graph.torsions)]
             self._split = (train, [(c, m) for i, c, m in items if not i % 20])
         return self._split
 
