@@ -560,7 +560,12 @@ def train(cfg: TrainConfig) -> dict:
     evaluation metrics."""
     env = init_distributed(cfg.device)
     try:
-        return Trainer(cfg, env).fit()
+        metrics = Trainer(cfg, env).fit()
+        if env.world_size > 1:
+            # rank 0 evaluates alone: the others wait, so that no rank tears its process group
+            # down under a peer still using it (seen: SIGABRT of rank 1 at exit under load)
+            dist.barrier()
+        return metrics
     finally:
         if env.world_size > 1:
             dist.destroy_process_group()
