@@ -148,6 +148,19 @@ def test_generate_conformers_keeps_stereo_and_local_structure(small_model):
     assert heavy_atom_rmsd(other, mol, ref_conf_id=5).min() > 1e-3
 
 
+def test_least_clashing_keeps_the_cleanest_conformers_in_order():
+    from molgen.conformers.postprocess import least_clashing
+    from molgen.conformers.quality import clash_counts
+
+    mol = embedded("OCCCCCCCCF", n=4, seed=1)
+    pos = positions(mol, 1).numpy()
+    far = [i for i in range(mol.GetNumAtoms()) if Chem.GetDistanceMatrix(mol)[0, i] >= 6][0]
+    mol.GetConformer(1).SetAtomPosition(far, pos[0].tolist())  # on top of atom 0: a clash
+    assert clash_counts(mol)[1] > 0 and not clash_counts(mol)[[0, 2, 3]].any()
+    kept = least_clashing(mol, 3)
+    assert [np.allclose(positions(kept, i), positions(mol, j)) for i, j in enumerate((0, 2, 3))] == [True] * 3
+
+
 def test_generate_conformers_batches_lists_and_reports_failures(small_model):
     inputs = ["CCCCO", "not a smiles", "c1ccccc1", Chem.MolFromSmiles("C[Si](C)(C)C"), "CC(=O)Oc1ccccc1C(=O)O"]
     with pytest.warns(UserWarning) as caught:
@@ -218,7 +231,8 @@ def test_shipped_model_beats_random_torsions_on_crystal_ligands():
     rmsd_model, rmsd_random = [], []
     for crystal in read_sdf(default_data_root() / PLATINUM)[::57][:40]:
         Chem.AssignStereochemistryFrom3D(crystal)
-        mol = generate_conformers(Chem.MolToSmiles(crystal), 5, seed=0, model=model, local_structures=5)
+        mol = generate_conformers(Chem.MolToSmiles(crystal), 5, seed=0, model=model, local_structures=5,
+                                  oversample=1)  # the raw samples: no clash filter
         rmsd_model += heavy_atom_rmsd(mol, crystal).tolist()
         torsions = TorsionBatch([molecule_graph(mol).torsions], [0])
         for conf in mol.GetConformers():

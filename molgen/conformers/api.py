@@ -29,7 +29,7 @@ from ..diffusion import SamplerConfig, q_sample, sample
 from .featurize import molecule_graph
 from .inputs import ConformerInputError, name_of, to_molecule
 from .model import Conformer, ConformerSpace
-from .postprocess import prune, rank_by_energy, relax as relax_conformers
+from .postprocess import least_clashing, prune, rank_by_energy, relax as relax_conformers
 
 DEFAULT_MODEL = "default.pt"
 """The shipped model, in molgen/conformers/weights/ (trained by `experiment=conformers`)."""
@@ -114,8 +114,8 @@ def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
                         sampler: str | None = None, steps: int | None = None,
                         start: float | None = None, relax: str | None = None, prune_rms: float | None = None,
                         model: ConformerModel | str | os.PathLike | None = None,
-                        local_structures: int | None = None, batch_size: int = 256,
-                        progress: bool = False):
+                        local_structures: int | None = None, oversample: int = 3,
+                        batch_size: int = 256, progress: bool = False):
     """Conformers of one molecule or of each of a list.
 
     molecules: a SMILES string or RDKit Mol, or a list of them.  Returns, for a single input,
@@ -128,10 +128,13 @@ def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
     stored as the conformer property `energy`); prune_rms: drop conformers within this
     heavy-atom RMSD (Å) of a kept one.  local_structures: ETKDG embeddings per molecule
     (default: one per CONFORMERS_PER_LOCAL_STRUCTURE conformers).  model: a ConformerModel or
-    a checkpoint path; default the shipped model.
+    a checkpoint path; default the shipped model.  oversample: torsions are drawn for
+    oversample × num_confs conformers and the num_confs with the fewest steric clashes kept
+    (the network does not see hydrogens, and half of its raw conformers have a clash);
+    1 keeps every sample.
     """
-    if num_confs < 1:
-        raise ValueError(f"num_confs must be >= 1, got {num_confs}")
+    if num_confs < 1 or oversample < 1:
+        raise ValueError(f"num_confs and oversample must be >= 1, got {num_confs}, {oversample}")
     single = isinstance(molecules, (str, Chem.Mol))
     inputs: Sequence = [molecules] if single else list(molecules)
     if not isinstance(model, ConformerModel):
@@ -164,7 +167,7 @@ def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
             add_conformers(mol, structures)
         else:
             jobs += [(i, Conformer(graph, structures[j % len(structures)].float()))
-                     for j in range(num_confs)]
+                     for j in range(num_confs * oversample)]
         mols.append(mol)
 
     if jobs:
@@ -173,6 +176,7 @@ def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
                                           sampler_config, seed, batch_size, progress=progress)
         for i in sorted({i for i, _ in jobs}):
             add_conformers(mols[i], [p for (j, _), p in zip(jobs, positions) if j == i])
+            mols[i] = least_clashing(mols[i], num_confs)
 
     mols = [None if m is None else _finish(m, relax, prune_rms, single) for m in mols]
     return mols[0] if single else mols

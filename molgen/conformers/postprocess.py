@@ -5,10 +5,12 @@ Energies are in kcal/mol and travel with each conformer as its `energy` property
 """
 from __future__ import annotations
 
+import numpy as np
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
 from .inputs import name_of
+from .quality import clash_counts
 from .rmsd import pairwise_heavy_atom_rmsd
 
 FORCEFIELDS = {  # name → (has parameters for the molecule, optimize all conformers)
@@ -64,6 +66,15 @@ def prune(mol: Chem.Mol, rms_threshold: float) -> Chem.Mol:
         if (rmsd[i, kept] > rms_threshold).all():
             kept.append(i)
     return _with_conformers(mol, [conformers[i] for i in kept])
+
+
+def least_clashing(mol: Chem.Mol, n: int) -> Chem.Mol:
+    """A copy of `mol` keeping the n conformers with the fewest steric clashes
+    (molgen.conformers.quality.clash_counts), in their original order; among equals the
+    earlier ones."""
+    conformers = list(mol.GetConformers())
+    keep = np.argsort(clash_counts(mol), kind="stable")[:n]
+    return _with_conformers(mol, [conformers[i] for i in sorted(keep)])
 
 
 def _with_conformers(mol: Chem.Mol, conformers: list[Chem.Conformer]) -> Chem.Mol:
