@@ -143,10 +143,11 @@ class MoleculeSpace(GraphSpace):
         return pos, one_hot.argmax(1), charges
 
 
-def molecule_denoiser(net, schedule: NoiseSchedule, space: MoleculeSpace,
+def molecule_denoiser(net, schedule: NoiseSchedule, space: GraphSpace,
                       prediction: str = "eps") -> Denoiser:
-    """The core's denoiser for one batch: the network, called as net(x, t[, cond], space=...),
-    bound to the batch's space (see the module docstring)."""
+    """The core's denoiser for one batch of a GraphSpace (molecules, conformers' torsions):
+    the network, called as net(x, t[, cond], space=...), bound to the batch's space (see the
+    module docstring)."""
     return Denoiser(functools.partial(net, space=space), schedule, prediction, space)
 
 

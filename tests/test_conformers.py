@@ -13,7 +13,8 @@ from rdkit.Chem import AllChem
 from molgen.conformers.api import ConformerModel, etkdg_params, generate_conformers
 from molgen.conformers.featurize import molecule_graph
 from molgen.conformers.inputs import ConformerInputError
-from molgen.conformers.model import Conformer, ConformerSpace, TorsionNet, conformer_denoiser
+from molgen.conformers.model import Conformer, ConformerSpace, TorsionNet
+from molgen.geometry import molecule_denoiser
 from molgen.conformers.rmsd import heavy_atom_rmsd
 from molgen.conformers.torsions import TorsionBatch, dihedrals, find_torsions
 from molgen.diffusion import SamplerConfig, make_schedule
@@ -125,7 +126,7 @@ def small_model() -> ConformerModel:
     """An untrained small model: enough for what the API guarantees whatever the weights."""
     torch.manual_seed(0)
     net, schedule = TorsionNet(hidden=8, layers=1, rbf=4).eval(), make_schedule("cosine")
-    return ConformerModel(lambda space: conformer_denoiser(net, schedule, space, "v"),
+    return ConformerModel(lambda space: molecule_denoiser(net, schedule, space, "v"),
                           SamplerConfig(kind="dpmpp_2m", steps=3), max_atoms=60)
 
 

@@ -17,14 +17,12 @@ the handedness a prediction needs comes from the row itself (the sign of sin θ)
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from ..diffusion import Denoiser
 from ..geometry import GraphSpace
 from ..networks import mlp, sinusoidal_embedding
 from .featurize import ATOM_DIM, PAIR_DIM, PRIOR_TERMS, MoleculeGraph, molecule_graph
@@ -101,11 +99,6 @@ class ConformerSpace(GraphSpace):
     def positions(self, x: Tensor) -> Tensor:
         """All atoms' positions [N, 3] of the conformers that the state x describes."""
         return self.torsions.set(self.pos, state_to_angles(x))
-
-
-def conformer_denoiser(net, schedule, space: ConformerSpace, prediction: str) -> Denoiser:
-    """The core's denoiser for one batch: the network bound to the batch's space."""
-    return Denoiser(functools.partial(net, space=space), schedule, prediction, space)
 
 
 class PairConv(MessagePassing):

@@ -98,9 +98,9 @@ class ConformerTask:
         return space.data(), space
 
     def denoiser(self, net, schedule, prediction: str, space):
-        from .model import conformer_denoiser
+        from ..geometry import molecule_denoiser
 
-        return conformer_denoiser(net, schedule, space, prediction)
+        return molecule_denoiser(net, schedule, space, prediction)
 
     def state_dict(self) -> dict:
         return {}

@@ -101,9 +101,9 @@ def rotate(points: Tensor, origin: Tensor, axis: Tensor, angle: Tensor) -> Tenso
 class TorsionBatch:
     """Torsions of many conformers whose atoms are rows of one position tensor [N, 3].
 
-    `atoms` [T, 4] are rows of that tensor; `moves` lists, for each rank r, the pairs
-    (atom row, torsion) of every conformer's r-th torsion, so `set` turns all conformers'
-    r-th torsions at once: one vectorized rotation per rank, not per torsion.
+    `atoms` [T, 4] are rows of that tensor; `moves` holds, for each rank r, every conformer's
+    r-th torsion and the atoms it turns, so `set` turns all conformers' r-th torsions at once:
+    one vectorized rotation per rank, not per torsion.
     """
 
     def __init__(self, per_conformer: list[Torsions], offsets: list[int]):
@@ -112,27 +112,31 @@ class TorsionBatch:
         for tors, offset in zip(per_conformer, offsets):
             atoms.append(tors.atoms + offset)
             for rank, moving in enumerate(tors.moving):
-                pair = torch.stack([moving + offset, torch.full_like(moving, row)])
-                moves.setdefault(rank, []).append(pair)
+                moves.setdefault(rank, []).append((row, moving + offset))
                 row += 1
         self.atoms = torch.cat(atoms) if atoms else torch.zeros((0, 4), dtype=torch.long)
-        self.moves = [torch.cat(moves[r], dim=1) for r in sorted(moves)]
+        # per rank: its torsions (rows of atoms), and each moving atom with the rank-local
+        # index of its torsion
+        self.moves = []
+        for rank in sorted(moves):
+            rows = torch.tensor([r for r, _ in moves[rank]], dtype=torch.long)
+            atom_rows = torch.cat([m for _, m in moves[rank]])
+            local = torch.repeat_interleave(torch.arange(len(rows)),
+                                            torch.tensor([len(m) for _, m in moves[rank]]))
+            self.moves.append((rows, atom_rows, local))
 
     def to(self, device) -> "TorsionBatch":
         self.atoms = self.atoms.to(device)
-        self.moves = [m.to(device) for m in self.moves]
+        self.moves = [tuple(t.to(device) for t in m) for m in self.moves]
         return self
 
     def set(self, pos: Tensor, angles: Tensor) -> Tensor:
         """Positions with every torsion turned to angles [T] (radians); pos is not modified."""
         pos = pos.clone()
-        for atom_rows, torsion in self.moves:
-            b, c = self.atoms[torsion, 1], self.atoms[torsion, 2]
-            # the rank's torsions are distinct rows, so their current angles are read once
-            first = torch.unique(torsion)
-            delta = torch.zeros(len(self.atoms), dtype=pos.dtype, device=pos.device)
-            delta[first] = angles[first] - dihedrals(pos, self.atoms[first])
-            axis = pos[c] - pos[b]
-            axis = axis / axis.norm(dim=-1, keepdim=True)
-            pos[atom_rows] = rotate(pos[atom_rows], pos[b], axis, delta[torsion])
+        for rows, atom_rows, local in self.moves:
+            atoms = self.atoms[rows]
+            delta = angles[rows] - dihedrals(pos, atoms)
+            b, c = pos[atoms[:, 1]], pos[atoms[:, 2]]
+            axis = (c - b) / (c - b).norm(dim=-1, keepdim=True)
+            pos[atom_rows] = rotate(pos[atom_rows], b[local], axis[local], delta[local])
         return pos
