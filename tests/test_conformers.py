@@ -10,7 +10,7 @@ import torch
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
-from molgen.conformers.api import ConformerModel, etkdg_params, generate_conformers
+from molgen.conformers.api import ConformerModel, add_conformers, etkdg_params, generate_conformers
 from molgen.conformers.featurize import molecule_graph
 from molgen.conformers.inputs import ConformerInputError
 from molgen.conformers.model import Conformer, ConformerSpace, TorsionNet
@@ -149,6 +149,39 @@ def test_generate_conformers_keeps_stereo_and_local_structure(small_model):
     assert heavy_atom_rmsd(other, mol, ref_conf_id=5).min() > 1e-3
 
 
+def test_clash_relief_clears_crowded_conformers_and_leaves_the_rest_alone():
+    from molgen.conformers.quality import clash_counts
+    from molgen.conformers.torsions import CLEAR
+
+    mol = embedded(STEREO + "CCCCCC", n=1, seed=2)
+    conformers = [Conformer.of(mol)] * 24
+    space = ConformerSpace(conformers)
+    # half keep ETKDG's torsions (clash-free), half have them nudged at random by up to ±0.6 rad
+    noise = (torch.rand(len(space.batch), generator=torch.Generator().manual_seed(0)) * 2 - 1) * 0.6
+    angles = torch.atan2(space.data()[:, 1], space.data()[:, 0]) + noise * (space.batch % 2)
+    x = torch.stack([angles.cos(), angles.sin()], -1)
+    raw, relieved = space.positions(x), space.positions(x, clash_steps=100)
+
+    def on(mol, pos):
+        out = Chem.Mol(mol)
+        out.RemoveAllConformers()
+        add_conformers(out, pos.split(mol.GetNumAtoms()))
+        return out
+
+    before, after = on(mol, raw), on(mol, relieved)
+    assert 0 < (clash_counts(before) > 0).sum() < 24  # some random torsions clash, not all
+    assert not clash_counts(after).any()
+    i, j = space.clash_pairs
+    near = ((raw[i] - raw[j]).norm(dim=-1) < CLEAR * space.clash_limits)
+    crowded = torch.zeros(24, dtype=torch.bool).index_fill_(0, space.clash_conformer[near], True)
+    for c, (a, b) in enumerate(zip(raw.split(mol.GetNumAtoms()), relieved.split(mol.GetNumAtoms()))):
+        assert torch.equal(a, b) != bool(crowded[c])  # only crowded conformers move
+        bonds = torch.tensor([(x.GetBeginAtomIdx(), x.GetEndAtomIdx()) for x in mol.GetBonds()]).T
+        length = lambda p: (p[bonds[0]] - p[bonds[1]]).norm(dim=-1)
+        assert torch.allclose(length(a), length(b), atol=1e-4)
+        assert isomeric(after, c) == isomeric(mol, 0)
+
+
 def test_least_clashing_keeps_the_cleanest_conformers_in_order():
     from molgen.conformers.postprocess import least_clashing
     from molgen.conformers.quality import clash_counts
@@ -233,7 +266,7 @@ def test_shipped_model_beats_random_torsions_on_crystal_ligands():
     for crystal in read_sdf(default_data_root() / PLATINUM)[::57][:40]:
         Chem.AssignStereochemistryFrom3D(crystal)
         mol = generate_conformers(Chem.MolToSmiles(crystal), 5, seed=0, model=model, local_structures=5,
-                                  oversample=1)  # the raw samples: no clash filter
+                                  clash_steps=0)  # the raw samples: no clash relief
         rmsd_model += heavy_atom_rmsd(mol, crystal).tolist()
         torsions = TorsionBatch([molecule_graph(mol).torsions], [0])
         for conf in mol.GetConformers():

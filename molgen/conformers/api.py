@@ -5,8 +5,9 @@ How a molecule's conformers are made (see molgen.conformers.model):
    each local structure serves several conformers, so the costly embedding is shared;
 2. the torsion model samples every conformer's torsion angles with a core sampler, all
    molecules and conformers of a call batched together;
-3. the torsions are set on the local structures; a molecule without rotatable bonds gets its
-   local structures as they are (one per conformer).
+3. the torsions are set on the local structures, turned a little further where that makes
+   atoms clash (`relieve_clashes`); a molecule without rotatable bonds gets its local
+   structures as they are (one per conformer).
 Optionally the conformers are then relaxed with MMFF94 or UFF, ranked by energy and pruned
 of near-duplicates (molgen.conformers.postprocess).
 """
@@ -34,6 +35,7 @@ from .postprocess import least_clashing, prune, rank_by_energy, relax as relax_c
 DEFAULT_MODEL = "default.pt"
 """The shipped model, in molgen/conformers/weights/ (trained by `experiment=conformers`)."""
 CONFORMERS_PER_LOCAL_STRUCTURE = 4
+CLASH_STEPS = 40
 
 
 def etkdg_params(seed: int) -> AllChem.EmbedParameters:
@@ -57,13 +59,14 @@ def embed(mol: Chem.Mol, num: int, seed: int) -> list[torch.Tensor]:
 
 
 def sample_conformers(conformers: list[Conformer], denoiser_for, sampler: SamplerConfig,
-                      seed: int, batch_size: int = 256, device="cpu",
+                      seed: int, batch_size: int = 256, device="cpu", clash_steps: int = 0,
                       progress: bool = False) -> list[torch.Tensor]:
     """Sample the torsions of each conformer (a graph with ≥ 1 torsion and a local structure)
     and return its positions [num_atoms, 3] with them set, in batches of `batch_size`.
 
     With sampler.start < 1 the sampler refines the local structure's own torsions noised to
-    that time (SDEdit) instead of starting from noise."""
+    that time (SDEdit) instead of starting from noise.  clash_steps > 0: the sampled torsions
+    are then turned away from steric clashes (ConformerSpace.positions)."""
     generator = torch.Generator(device).manual_seed(seed)
     out = []
     with tqdm(total=len(conformers), desc="conformers", unit="conf", disable=not progress) as bar:
@@ -76,7 +79,7 @@ def sample_conformers(conformers: list[Conformer], denoiser_for, sampler: Sample
                 x = q_sample(denoiser.schedule, space.data().to(x), t, x, space)
             x = sample(denoiser, x, sampler, generator=generator)
             sizes = [c.graph.num_atoms for c in space.conformers]
-            out += space.positions(x).cpu().split(sizes)
+            out += space.positions(x, clash_steps).cpu().split(sizes)
             bar.update(len(space.conformers))
     return out
 
@@ -114,8 +117,8 @@ def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
                         sampler: str | None = None, steps: int | None = None,
                         start: float | None = None, relax: str | None = None, prune_rms: float | None = None,
                         model: ConformerModel | str | os.PathLike | None = None,
-                        local_structures: int | None = None, oversample: int = 3,
-                        batch_size: int = 256, progress: bool = False):
+                        local_structures: int | None = None, oversample: int = 1,
+                        clash_steps: int = CLASH_STEPS, batch_size: int = 256, progress: bool = False):
     """Conformers of one molecule or of each of a list.
 
     molecules: a SMILES string or RDKit Mol, or a list of them.  Returns, for a single input,
@@ -128,10 +131,11 @@ def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
     stored as the conformer property `energy`); prune_rms: drop conformers within this
     heavy-atom RMSD (Å) of a kept one.  local_structures: ETKDG embeddings per molecule
     (default: one per CONFORMERS_PER_LOCAL_STRUCTURE conformers).  model: a ConformerModel or
-    a checkpoint path; default the shipped model.  oversample: torsions are drawn for
-    oversample × num_confs conformers and the num_confs with the fewest steric clashes kept
-    (the network does not see hydrogens, and half of its raw conformers have a clash);
-    1 keeps every sample.
+    a checkpoint path; default the shipped model.  clash_steps: at most this many gradient
+    steps turn each sampled conformer's torsions away from steric clashes (hydrogens
+    included; the network sees heavy atoms only, and half of its raw samples have a clash);
+    0 keeps the raw samples.  oversample: torsions are drawn for oversample × num_confs
+    conformers and the num_confs with the fewest clashes kept (1: every sample).
     """
     if num_confs < 1 or oversample < 1:
         raise ValueError(f"num_confs and oversample must be >= 1, got {num_confs}, {oversample}")
@@ -173,10 +177,12 @@ def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
     if jobs:
         with torch.no_grad():
             positions = sample_conformers([c for _, c in jobs], model.denoiser_for,
-                                          sampler_config, seed, batch_size, progress=progress)
+                                          sampler_config, seed, batch_size, clash_steps=clash_steps,
+                                          progress=progress)
         for i in sorted({i for i, _ in jobs}):
             add_conformers(mols[i], [p for (j, _), p in zip(jobs, positions) if j == i])
-            mols[i] = least_clashing(mols[i], num_confs)
+            if oversample > 1:
+                mols[i] = least_clashing(mols[i], num_confs)
 
     mols = [None if m is None else _finish(m, relax, prune_rms, single) for m in mols]
     return mols[0] if single else mols

@@ -15,6 +15,7 @@ from rdkit import Chem
 from rdkit.Chem import rdDistGeom
 from torch import Tensor
 
+from .quality import clash_pairs
 from .torsions import Torsions, find_torsions
 
 ELEMENTS = ("H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I")
@@ -63,7 +64,9 @@ class MoleculeGraph:
     every ordered pair of heavy atoms, as positions in `heavy`; pair_x [n(n − 1), PAIR_DIM];
     torsions: the rotatable bonds, with atom indices of the whole molecule;
     prior_atoms [m, 4], prior [m, PRIOR_TERMS]: ETKDG's torsion potential of each (see
-    `torsion_prior`).
+    `torsion_prior`); clash_pairs [2, p], clash_limits [p]: the atom pairs (hydrogens
+    included) whose clashes turning the torsions can make or undo, and their clash distances
+    (molgen.conformers.quality.clash_pairs).
     """
 
     num_atoms: int
@@ -74,6 +77,8 @@ class MoleculeGraph:
     torsions: Torsions
     prior_atoms: Tensor
     prior: Tensor
+    clash_pairs: Tensor
+    clash_limits: Tensor
 
 
 PRIOR_TERMS = 6
@@ -104,6 +109,17 @@ def torsion_prior(mol: Chem.Mol, torsions: Torsions) -> tuple[Tensor, Tensor]:
             torch.tensor(prior, dtype=torch.float32).reshape(-1, PRIOR_TERMS))
 
 
+def movable_clash_pairs(mol: Chem.Mol, torsions: Torsions) -> tuple[Tensor, Tensor]:
+    """The clash-checked pairs whose distance some torsion changes (one atom turns with it,
+    the other does not), and their clash distances."""
+    i, j, limit = (torch.as_tensor(a) for a in clash_pairs(mol))
+    turns = torch.zeros((len(torsions), mol.GetNumAtoms()), dtype=torch.bool)
+    for row, moving in enumerate(torsions.moving):
+        turns[row, moving] = True
+    movable = (turns[:, i] ^ turns[:, j]).any(0)
+    return torch.stack([i[movable], j[movable]]), limit[movable].float()
+
+
 def molecule_graph(mol: Chem.Mol) -> MoleculeGraph:
     heavy = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]
     paths = Chem.GetDistanceMatrix(mol)
@@ -115,10 +131,12 @@ def molecule_graph(mol: Chem.Mol) -> MoleculeGraph:
                 pair_x.append(bond_features(mol.GetBondBetweenAtoms(ai, aj), int(paths[ai, aj])))
     torsions = find_torsions(mol)
     prior_atoms, prior = torsion_prior(mol, torsions)
+    clash_atoms, clash_limits = movable_clash_pairs(mol, torsions)
     return MoleculeGraph(
         num_atoms=mol.GetNumAtoms(),
         heavy=torch.tensor(heavy, dtype=torch.long),
         atom_x=torch.tensor([atom_features(mol.GetAtomWithIdx(i)) for i in heavy]),
         pairs=torch.tensor(pairs, dtype=torch.long).reshape(-1, 2).T.contiguous(),
         pair_x=torch.tensor(pair_x).reshape(-1, PAIR_DIM),
-        torsions=torsions, prior_atoms=prior_atoms, prior=prior)
+        torsions=torsions, prior_atoms=prior_atoms, prior=prior,
+        clash_pairs=clash_atoms, clash_limits=clash_limits)

@@ -26,7 +26,7 @@ from torch_geometric.nn import MessagePassing
 from ..geometry import GraphSpace
 from ..networks import mlp, sinusoidal_embedding
 from .featurize import ATOM_DIM, PAIR_DIM, PRIOR_TERMS, MoleculeGraph, molecule_graph
-from .torsions import TorsionBatch, dihedrals
+from .torsions import TorsionBatch, dihedrals, relieve_clashes
 
 
 @dataclass
@@ -87,6 +87,10 @@ class ConformerSpace(GraphSpace):
         amplitude = torch.cat([g.prior for g in graphs]).to(device)
         self.prior_cos, self.prior_sin = amplitude * k_delta.cos(), -amplitude * k_delta.sin()
         self.has_prior = (amplitude != 0).any(1, keepdim=True).float()
+        self.clash_pairs = torch.cat([g.clash_pairs + o for g, o in zip(graphs, offsets[:-1])], 1).to(device)
+        self.clash_limits = torch.cat([g.clash_limits for g in graphs]).to(device)
+        self.clash_conformer = torch.repeat_interleave(
+            torch.arange(len(graphs)), torch.tensor([len(g.clash_limits) for g in graphs])).to(device)
 
     def subset(self, start: int, stop: int):
         rows = (self.batch >= start) & (self.batch < stop)
@@ -96,9 +100,15 @@ class ConformerSpace(GraphSpace):
         """The state of the local structures' own torsions (the training data x_0)."""
         return angles_to_state(dihedrals(self.pos, self.torsions.atoms))
 
-    def positions(self, x: Tensor) -> Tensor:
-        """All atoms' positions [N, 3] of the conformers that the state x describes."""
-        return self.torsions.set(self.pos, state_to_angles(x))
+    def positions(self, x: Tensor, clash_steps: int = 0) -> Tensor:
+        """All atoms' positions [N, 3] of the conformers that the state x describes; with
+        clash_steps > 0 their torsions first turned away from steric clashes
+        (`relieve_clashes`, at most that many steps)."""
+        angles = state_to_angles(x)
+        if clash_steps:
+            angles = relieve_clashes(self.torsions, self.pos, angles, self.clash_pairs,
+                                     self.clash_limits, self.clash_conformer, steps=clash_steps)
+        return self.torsions.set(self.pos, angles)
 
 
 class PairConv(MessagePassing):

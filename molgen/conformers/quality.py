@@ -75,9 +75,9 @@ def geometry_deviations(mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray] | None:
     return np.abs(length - np.array(r0)), np.abs(angle - np.array(theta0))
 
 
-def clash_counts(mol: Chem.Mol) -> np.ndarray:
-    """Number of clashing atom pairs per conformer [C]: pairs at least
-    :data:`MIN_CLASH_BONDS` bonds apart (or in different fragments) closer than
+def clash_pairs(mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The atom pairs (i, j) checked for clashes, and each one's clash distance (Å): pairs at
+    least :data:`MIN_CLASH_BONDS` bonds apart (or in different fragments), limit
     :data:`CLASH_SCALE` (hydrogen-bond pairs :data:`HBOND_CLASH_SCALE`) × the sum of their
     van der Waals radii."""
     table = Chem.GetPeriodicTable()
@@ -87,7 +87,13 @@ def clash_counts(mol: Chem.Mol) -> np.ndarray:
                         for a in mol.GetAtoms()])
     acceptor = np.isin([a.GetAtomicNum() for a in mol.GetAtoms()], (7, 8, 9))
     hbond = (polar_h[i] & acceptor[j]) | (polar_h[j] & acceptor[i])
-    limit = np.where(hbond, HBOND_CLASH_SCALE, CLASH_SCALE) * (radius[i] + radius[j])
+    return i, j, np.where(hbond, HBOND_CLASH_SCALE, CLASH_SCALE) * (radius[i] + radius[j])
+
+
+def clash_counts(mol: Chem.Mol) -> np.ndarray:
+    """Number of clashing atom pairs per conformer [C]: pairs of :func:`clash_pairs`
+    closer than their clash distance."""
+    i, j, limit = clash_pairs(mol)
     xyz = _positions(mol)
     return (np.linalg.norm(xyz[:, i] - xyz[:, j], axis=-1) < limit).sum(axis=1)
 

@@ -140,3 +140,39 @@ class TorsionBatch:
             axis = (c - b) / (c - b).norm(dim=-1, keepdim=True)
             pos[atom_rows] = rotate(pos[atom_rows], b[local], axis[local], delta[local])
         return pos
+
+
+def relieve_clashes(torsions: TorsionBatch, pos: Tensor, angles: Tensor, pairs: Tensor,
+                    limits: Tensor, pair_conformer: Tensor, steps: int = 40,
+                    rate: float = 0.05, max_turn: float = 0.1) -> Tensor:
+    """Torsion angles [T] turned, by at most `steps` steps of gradient descent, away from
+    steric clashes: pairs [2, P] (rows of pos, of conformer pair_conformer [P]) closer than
+    their clash distances limits [P].
+
+    A conformer with a pair closer than CLEAR × its limit is *crowded*; the penalty
+    Σ relu(REACH · limit − d)² (Å²) over crowded conformers' pairs pushes them apart, each
+    step turning a torsion by rate · −∂penalty/∂θ, at most max_turn radians.  Conformers that
+    are not crowded are left as sampled, and the loop stops once none is.  Only torsions
+    change: bond lengths, angles and stereo stay exactly as they were.
+    """
+    angles = angles.detach().clone()
+    i, j = pairs
+    for _ in range(steps):
+        angles.requires_grad_(True)
+        with torch.enable_grad():
+            moved = torsions.set(pos, angles)
+            distance = (moved[i] - moved[j]).norm(dim=-1)
+            crowded_pair = distance < CLEAR * limits
+            if not crowded_pair.any():
+                break
+            crowded = torch.zeros(int(pair_conformer.max()) + 1, dtype=torch.bool, device=pos.device)
+            crowded[pair_conformer[crowded_pair]] = True
+            overlap = torch.relu(REACH * limits - distance) * crowded[pair_conformer]
+            (grad,) = torch.autograd.grad(overlap.square().sum(), angles)
+        angles = angles.detach() - (rate * grad).clamp(-max_turn, max_turn)
+    return angles.detach()
+
+
+CLEAR, REACH = 1.05, 1.3
+"""A conformer counts as crowded while a pair is within CLEAR × its clash distance; relief
+then pushes its pairs out to REACH × that distance."""
