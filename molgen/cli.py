@@ -86,6 +86,9 @@ def _build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--atoms", type=int, default=None,
                      help="molecules: atoms per molecule (default: drawn from the training "
                           "distribution stored in the checkpoint)")
+    smp.add_argument("--target", type=float, default=None, metavar="VALUE",
+                     help="property-conditioned molecules: the value every molecule aims at, in "
+                          "EDM's units (default: drawn from the training molecules of its size)")
     smp.add_argument("--class", dest="label", type=int, default=None, metavar="K",
                      help="class-conditional images: draw class K only (default: every class "
                           "in turn)")
@@ -170,6 +173,7 @@ def _sample(args) -> int:
     import torch
 
     from .image_task import ImageTask
+    from .molecules import QM9Task
     from .training import load_trained
 
     if args.num_samples < 1:
@@ -185,6 +189,10 @@ def _sample(args) -> int:
     options = {"label": args.label} if args.label is not None else {}
     if options and not isinstance(trained.task, ImageTask):
         raise ValueError("--class is for class-conditional image checkpoints")
+    if args.target is not None:
+        if not isinstance(trained.task, QM9Task):
+            raise ValueError("--target is for property-conditioned QM9 checkpoints")
+        options["target"] = args.target
     start = time.perf_counter()
     metrics = trained.task.evaluate(trained.denoiser, sampler, args.num_samples, args.seed,
                                     output, args.device, progress=True, atoms=args.atoms,

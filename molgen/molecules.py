@@ -11,11 +11,20 @@ The choices follow EDM unless said otherwise:
   step's generator, not in epochs: a batch is then a pure function of (seed, step), which is
   what makes resume and DDP exact (molgen.training);
 - a sample's atom count is drawn from the atom counts of the training split (or given); the
-  histogram is kept in the checkpoint, so sampling needs neither the data nor qm9pack.
+  histogram is kept in the checkpoint, so sampling needs neither the data nor qm9pack;
+- property-conditioned design (EDM §4.2, with classifier-free guidance on top): with
+  `task.condition` a QM9 property (e.g. alpha), the model trains on the second half of EDM's
+  train split (EDM's D_b; the first half, D_a, is left for the property regressor that judges
+  the samples), and each molecule's condition is c = ((value − mean) / MAD, 1), replaced by the
+  null condition (0, 0) with probability `cond_drop`; mean and MAD (mean absolute deviation)
+  are EDM's normalization.  Unless targets are given, a sample's target is drawn from
+  p(value | atom count) of the training molecules, kept in the checkpoint as EDM keeps its
+  property histograms.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +35,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from . import metrics
-from .diffusion import Denoiser, SamplerConfig, sample
+from .diffusion import Denoiser, SamplerConfig, drop_condition, sample
 from .geometry import POS, MoleculeSpace, molecule_denoiser
-from .qm9 import ATOM_SYMBOLS, QM9
+from .qm9 import ATOM_SYMBOLS, PROPERTY_NAMES, QM9
 
 
 @dataclass
@@ -39,10 +48,29 @@ class QM9Config:
     charges: bool = MISSING        # the atomic number as a feature too (EDM's include_charges)
     source: str = MISSING          # qm9pack | figshare (molgen.qm9.load_table)
     sample_batch: int = MISSING    # molecules per sampling batch: bounds the Σ n² edges in memory
+    condition: str = ""            # "" (unconditional) or a QM9 property to condition on (PROPERTY_NAMES)
+    cond_drop: float = 0.1         # p of the null condition in training (classifier-free guidance)
+
+
+NULL_CONDITION = (0.0, 0.0)
+"""The condition of 'no target': a real one is (normalized value, 1)."""
+
+
+class ConditionedMoleculeSpace(MoleculeSpace):
+    """A training batch of molecules with each molecule's condition cond [B, 2]: the Trainer
+    divides batches with `subset`, which takes the conditions along."""
+
+    cond: Tensor
+
+    def subset(self, start: int, stop: int):
+        space, rows = super().subset(start, stop)
+        space.cond = self.cond[start:stop]
+        return space, rows
 
 
 class QM9Task:
-    """EDM's unconditional QM9 model: an EGNN denoiser on `MoleculeSpace` batches."""
+    """EDM's QM9 model: an EGNN denoiser on `MoleculeSpace` batches, unconditional or
+    conditioned on one property (see the module docstring)."""
 
     Config = QM9Config
     samples_file = "samples.sdf"
@@ -50,8 +78,15 @@ class QM9Task:
     def __init__(self, cfg: QM9Config):
         if cfg.sample_batch < 1:
             raise ValueError(f"task.sample_batch must be >= 1, got {cfg.sample_batch}")
-        self.cfg, self._data = cfg, None
+        if cfg.condition and cfg.condition not in PROPERTY_NAMES:
+            raise ValueError(f"task.condition: unknown QM9 property {cfg.condition!r}; "
+                             f"use one of {', '.join(PROPERTY_NAMES)} (or '' for none)")
+        if not 0 <= cfg.cond_drop <= 1:
+            raise ValueError(f"task.cond_drop must be in [0, 1], got {cfg.cond_drop}")
+        self.cfg, self._data, self._rows = cfg, None, None
         self.node_counts: Tensor | None = None  # [29 + 1] training molecules per atom count
+        # conditional models: the training molecules' (atom count, value), and the value's mean and MAD
+        self.targets: dict[str, Tensor] | None = None
 
     @property
     def data(self) -> QM9:
@@ -61,23 +96,72 @@ class QM9Task:
         return self._data
 
     @property
+    def rows(self) -> Tensor:
+        """The training molecules: all of the split, or its second half (EDM's D_b) for a
+        conditional model."""
+        if self._rows is None:
+            n = len(self.data)
+            self._rows = torch.arange(n // 2 if self.cfg.condition else 0, n)
+        return self._rows
+
+    @property
     def num_features(self) -> int:
         return len(ATOM_SYMBOLS) + int(self.cfg.charges)
 
     def build_model(self) -> nn.Module:
         from .egnn import EGNN  # torch-geometric takes seconds to import; toy runs skip it
 
-        return EGNN(self.num_features, hidden=self.cfg.hidden, layers=self.cfg.layers)
+        return EGNN(self.num_features, hidden=self.cfg.hidden, layers=self.cfg.layers,
+                    cond_dim=len(NULL_CONDITION) if self.cfg.condition else 0)
 
     def batch(self, n: int, generator: torch.Generator) -> tuple[Tensor, MoleculeSpace]:
-        mols = self.data.collate(torch.randint(len(self.data), (n,), generator=generator))
-        space = MoleculeSpace.from_sizes(mols["n_atoms"])
+        mols = self.data.collate(self.rows[torch.randint(len(self.rows), (n,), generator=generator)])
         one_hot = nn.functional.one_hot(mols["atom_types"], len(ATOM_SYMBOLS))
         charges = mols["charges"] if self.cfg.charges else None
+        if not self.cfg.condition:
+            space = MoleculeSpace.from_sizes(mols["n_atoms"])
+            return space.pack(mols["positions"], one_hot, charges), space
+        space = ConditionedMoleculeSpace.from_sizes(mols["n_atoms"])
+        values = mols["properties"][:, PROPERTY_NAMES.index(self.cfg.condition)]
+        space.cond = drop_condition(self.encode(values), NULL_CONDITION, self.cfg.cond_drop, generator)
         return space.pack(mols["positions"], one_hot, charges), space
 
     def denoiser(self, net, schedule, prediction: str, space: MoleculeSpace) -> Denoiser:
+        """A training batch's conditions go to the network from its space; at sampling time
+        the sampler passes them."""
+        if isinstance(space, ConditionedMoleculeSpace):
+            net = functools.partial(_conditioned, net, space.cond)
         return molecule_denoiser(net, schedule, space, prediction)
+
+    # -- conditions ----------------------------------------------------------------------------
+    def property_targets(self) -> dict[str, Tensor]:
+        """The training molecules' atom counts and values of the condition, with the values'
+        mean and MAD; from the data unless a checkpoint gave them."""
+        if self.targets is None:
+            values = self.data.properties[self.rows, PROPERTY_NAMES.index(self.cfg.condition)]
+            mean = values.mean()
+            self.targets = {"n_atoms": self.data.n_atoms[self.rows], "values": values,
+                            "mean": mean, "mad": (values - mean).abs().mean()}
+        return self.targets
+
+    def encode(self, values: Tensor) -> Tensor:
+        """Conditions [B, 2] of property values [B]: (normalized value, 1)."""
+        targets = self.property_targets()
+        normalized = (values.float() - targets["mean"]) / targets["mad"]
+        return torch.stack([normalized, torch.ones_like(normalized)], -1)
+
+    def draw_targets(self, sizes: Tensor, seed: int) -> Tensor:
+        """A target value per molecule, drawn from the values of training molecules with its
+        atom count (p(value | n), as EDM samples its conditional model)."""
+        targets, g = self.property_targets(), torch.Generator().manual_seed(seed + 1)
+        out = torch.empty(len(sizes))
+        for n in sizes.unique().tolist():
+            pool = targets["values"][targets["n_atoms"] == n]
+            if not len(pool):
+                raise ValueError(f"no training molecule has {n} atoms to draw a target for")
+            where = sizes == n
+            out[where] = pool[torch.randint(len(pool), (int(where.sum()),), generator=g)]
+        return out
 
     # -- what a checkpoint keeps -------------------------------------------------------------
     def counts(self) -> Tensor:
@@ -87,10 +171,15 @@ class QM9Task:
         return self.node_counts
 
     def state_dict(self) -> dict:
-        return {"node_counts": self.counts()}
+        state = {"node_counts": self.counts()}
+        if self.cfg.condition:
+            state.update({f"targets_{k}": v for k, v in self.property_targets().items()})
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.node_counts = state["node_counts"].long()
+        if self.cfg.condition:
+            self.targets = {k[len("targets_"):]: v for k, v in state.items() if k.startswith("targets_")}
 
     # -- sampling ----------------------------------------------------------------------------
     def atom_counts(self, n: int, seed: int, atoms: int | None = None) -> Tensor:
@@ -103,20 +192,34 @@ class QM9Task:
         return torch.multinomial(self.counts().double(), n, replacement=True, generator=g)
 
     def sample(self, denoiser_for, sampler: SamplerConfig, n: int, seed: int, device="cpu",
-               progress: bool = False, atoms: int | None = None) -> list[tuple[Tensor, Tensor]]:
+               progress: bool = False, atoms: int | None = None,
+               targets: Tensor | None = None) -> list[tuple[Tensor, Tensor]]:
         """n molecules (positions [n_i, 3] in Å, atom types [n_i]) on the CPU, sampled on
-        `device` in batches of cfg.sample_batch with denoiser_for(space of the batch)."""
+        `device` in batches of cfg.sample_batch with denoiser_for(space of the batch).
+
+        A conditional model aims molecule i at property value targets[i] (default: drawn by
+        `draw_targets`; the draw for a seed is the same on every call)."""
         if n < 1:
             raise ValueError(f"the number of samples must be >= 1, got {n}")
+        if (targets is not None or sampler.guidance_scale) and not self.cfg.condition:
+            raise ValueError("a property target or guidance needs a conditional model "
+                             "(this one was trained with task.condition='')")
         sizes = self.atom_counts(n, seed, atoms)
+        cond = None
+        if self.cfg.condition:
+            targets = self.draw_targets(sizes, seed) if targets is None else torch.as_tensor(targets)
+            if targets.shape != (n,):
+                raise ValueError(f"need one target per molecule ({n}), got shape {tuple(targets.shape)}")
+            cond = self.encode(targets).split(self.cfg.sample_batch)
         on_device = torch.Generator(device).manual_seed(seed)
         molecules = []
         with tqdm(total=n, desc="sample", unit="mol", disable=not progress) as bar:
-            for chunk in sizes.split(self.cfg.sample_batch):
+            for i, chunk in enumerate(sizes.split(self.cfg.sample_batch)):
                 space = MoleculeSpace.from_sizes(chunk, device)
                 shape = (int(chunk.sum()), POS + self.num_features)
                 x = space.noise(torch.empty(shape, device=device), on_device)
-                x = sample(denoiser_for(space), x, sampler, generator=on_device, progress=progress)
+                x = sample(denoiser_for(space), x, sampler, generator=on_device, progress=progress,
+                           cond=None if cond is None else cond[i].to(device), null_cond=NULL_CONDITION)
                 pos, types, _ = MoleculeSpace.unpack(x.float().cpu(), len(ATOM_SYMBOLS))
                 molecules += zip(pos.split(chunk.tolist()), types.split(chunk.tolist()))
                 bar.update(len(chunk))
@@ -124,15 +227,22 @@ class QM9Task:
 
     def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, seed: int,
                  path: str | os.PathLike | None = None, device="cpu", progress: bool = False,
-                 atoms: int | None = None) -> dict:
+                 atoms: int | None = None, target: float | None = None) -> dict:
         """EDM's metrics of n samples (novelty left out: it needs every training SMILES);
-        with `path`, the samples go to that SDF and to an XYZ file beside it."""
-        molecules = self.sample(denoiser_for, sampler, n, seed, device, progress, atoms)
+        with `path`, the samples go to that SDF and to an XYZ file beside it.  target: the
+        property value every molecule of a conditional model aims at (default: drawn)."""
+        targets = None if target is None else torch.full((n,), float(target))
+        molecules = self.sample(denoiser_for, sampler, n, seed, device, progress, atoms, targets)
         if path is not None:
             write_sdf(path, molecules)
             write_xyz(Path(path).with_suffix(".xyz"), molecules)
         result = dataclasses.asdict(metrics.evaluate(molecules))
         return {key: value for key, value in result.items() if value is not None}
+
+
+def _conditioned(net, cond: Tensor, x: Tensor, t: Tensor, *, space: MoleculeSpace) -> Tensor:
+    """net called with a training batch's own conditions."""
+    return net(x, t, cond.to(x.device), space=space)
 
 
 # -- files -------------------------------------------------------------------------------------

@@ -1,11 +1,20 @@
 """Shared by the tests of molecule denoisers (test_geometry: the EGNN, test_nequip): random
 batches with interleaved molecules, random orthogonal maps, and the E(3) × permutation check
 every denoiser on a `MoleculeSpace` must pass."""
+import importlib.util
+
+import pytest
 import torch
 
+from molgen import qm9
 from molgen.geometry import POS, MoleculeSpace
 
 f64 = torch.float64
+needs_qm9 = pytest.mark.skipif(
+    importlib.util.find_spec("qm9pack") is None
+    or not (qm9.default_data_root() / qm9.SPLIT_FILE).is_file(),
+    reason="QM9 needs qm9pack and EDM's split file (MOLGEN_DATA)")
+
 F = 5  # feature columns: 4 one-hot types and a charge
 
 

@@ -1,33 +1,16 @@
 """QM9 generation through the training machinery: batches divided by molecules, the tiny
 experiment trains, resumes exactly and matches under DDP, and `molgen sample` writes SDF and
 XYZ files RDKit reads back."""
-import importlib.util
-
 import pytest
 import torch
 
-from molgen import qm9
 from molgen.training import CHECKPOINT, load_checkpoint, load_config, train
 
-from molecule_helpers import com, gen, shuffled_space, state
+from molecule_helpers import com, gen, needs_qm9, shuffled_space, state
 from test_cli import run
 from test_training import check_ddp_matches_one_process, check_killed_run_resumes_exactly
 
 TINY = ["experiment=qm9_tiny", "progress=false"]
-
-needs_qm9 = pytest.mark.skipif(
-    importlib.util.find_spec("qm9pack") is None
-    or not (qm9.default_data_root() / qm9.SPLIT_FILE).is_file(),
-    reason="QM9 needs qm9pack and EDM's split file (MOLGEN_DATA)")
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """The parsed-QM9 cache test_qm9.py and test_metrics.py share, for this process and the
-    training subprocesses, so qm9pack is parsed once per session."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MOLGEN_CACHE", str(tmp_path_factory.getbasetemp() / "molgen-cache"))
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +99,66 @@ def test_atoms_with_a_toy_checkpoint_is_an_error(capsys, tmp_path):
     code, _, err = run(capsys, "sample", "--checkpoint", tmp_path / CHECKPOINT, "--atoms", 9,
                        "-o", tmp_path / "x.png")
     assert code == 2 and "not molecules" in err
+
+
+# -- property-conditioned design (task.condition) -------------------------------------------------
+COND = [*TINY, "task.condition=alpha", "task.cond_drop=0.5"]
+
+
+@pytest.fixture(scope="module")
+def conditional_checkpoint(cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("qm9_alpha")
+    train(load_config([*COND, "steps=3", f"out_dir={out}"]))
+    return out / CHECKPOINT
+
+
+def conditional_task(cond_drop: float = 0.5):
+    from molgen.molecules import QM9Config, QM9Task
+
+    return QM9Task(QM9Config(name="qm9", hidden=8, layers=1, charges=True, source="qm9pack",
+                             sample_batch=4, condition="alpha", cond_drop=cond_drop))
+
+
+@needs_qm9
+def test_conditional_batches_carry_normalized_targets_and_null_conditions(cache):
+    task = conditional_task()
+    x, space = task.batch(64, gen(0))
+    targets = task.property_targets()
+    # EDM's protocol: the generator sees the second half of the train split only
+    assert torch.equal(task.rows, torch.arange(50_000, 100_000)) and len(targets["values"]) == 50_000
+    assert float(targets["mad"]) == pytest.approx(float((targets["values"] - targets["mean"]).abs().mean()))
+    null = space.cond[:, 1] == 0
+    assert 16 < int(null.sum()) < 48 and torch.equal(space.cond[null], torch.zeros(int(null.sum()), 2))
+    assert torch.all(space.cond[~null, 1] == 1) and space.cond[~null, 0].abs().max() < 20
+    part, rows = space.subset(10, 20)  # the Trainer's micro-batches take their conditions along
+    assert torch.equal(part.cond, space.cond[10:20]) and part.num_graphs == 10
+
+
+@needs_qm9
+def test_drawn_targets_come_from_training_molecules_of_the_same_size(cache):
+    task = conditional_task()
+    sizes = torch.tensor([9, 19, 19, 25, 9])
+    drawn = task.draw_targets(sizes, seed=3)
+    assert torch.equal(drawn, task.draw_targets(sizes, seed=3))
+    targets = task.property_targets()
+    for n, value in zip(sizes.tolist(), drawn.tolist()):
+        assert value in targets["values"][targets["n_atoms"] == n].tolist()
+
+
+@needs_qm9
+def test_conditional_checkpoint_samples_toward_a_target_with_guidance(capsys, tmp_path, conditional_checkpoint):
+    state = load_checkpoint(conditional_checkpoint)["task"]  # weights_only, with p(value | n)
+    assert len(state["targets_values"]) == 50_000 and state["targets_mad"] > 0
+    code, out, err = run(capsys, "sample", "--checkpoint", conditional_checkpoint, "-n", 4,
+                         "--steps", 3, "--target", 80, "--guidance", 2, "-o", tmp_path / "a.sdf")
+    assert code == 0, err
+    assert (tmp_path / "a.sdf").is_file()
+
+
+@needs_qm9
+def test_target_or_guidance_on_an_unconditional_model_is_a_one_line_error(capsys, tmp_path, checkpoint):
+    for args in (["--target", 80], ["--guidance", 1]):
+        code, _, err = run(capsys, "sample", "--checkpoint", checkpoint, "-o", tmp_path / "x.sdf", *args)
+        assert code == 2 and "conditional model" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "train", *TINY, "task.condition=polarizability", f"out_dir={tmp_path}")
+    assert code == 2 and "unknown QM9 property 'polarizability'" in err
