@@ -18,7 +18,7 @@ from torch import nn
 from molgen.diffusion import SamplerConfig
 from molgen.stats import mmd_rbf
 from molgen.toy import Toy2dConfig, mixture_2d
-from molgen.training import (CHECKPOINT, EMA, LOG, ConfigError, Trainer,
+from molgen.training import (CHECKPOINT, CONFIG_DIR, EMA, LOG, TASKS, ConfigError, Trainer,
                              config_from_dict, load_checkpoint, load_config, make_optimizer,
                              read_log, rng_state, save_checkpoint, set_rng_state, step_generator,
                              train)
@@ -267,3 +267,9 @@ def test_small_mlp_learns_the_ring_mixture(tmp_path):
     print(f"\ntrained {cfg.steps} steps in {seconds:.1f} s: MMD {metrics['mmd']:.2e}, "
           f"N(0, I) {gaussian:.2e} ({gaussian / metrics['mmd']:.0f}x)")
     assert metrics["mmd"] * 10 <= gaussian
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")))
+def test_every_shipped_experiment_composes_and_validates(experiment):
+    cfg = load_config([f"experiment={experiment}"])
+    assert cfg.steps > 0 and cfg.task.name in TASKS
