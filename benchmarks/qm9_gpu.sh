@@ -9,6 +9,8 @@
 #   cache/    the parsed QM9 table (qm9pack-*.npz; molgen.qm9 reads it without qm9pack),
 #   data/     qm9/edm_split_gdb9_index_1based.npz (EDM's split).
 # Arguments after the script go to `qm9_generation.py device`; PYTHON picks the interpreter.
+# `qm9_gpu.sh --then CMD ...` runs CMD in the same environment instead, e.g.
+#   bash benchmarks/qm9_gpu.sh --then python3 benchmarks/qm9_conditional.py regressor --device cuda ...
 set -uo pipefail
 SETUP=${QM9_SETUP:-.qm9gpu}
 
@@ -31,4 +33,9 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 \
     MOLGEN_CACHE=$PWD/$SETUP/cache MOLGEN_DATA=$PWD/$SETUP/data
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true; } 2>&1 \
     | tee "$OUT/device.log"
-$PYTHON benchmarks/qm9_generation.py device --out "$OUT" "$@" 2>&1 | tee -a "$OUT/device.log"
+if [[ ${1:-} == --then ]]; then
+    shift
+    "$@" 2>&1 | tee -a "$OUT/device.log"
+else
+    $PYTHON benchmarks/qm9_generation.py device --out "$OUT" "$@" 2>&1 | tee -a "$OUT/device.log"
+fi
