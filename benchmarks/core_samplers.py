@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from molgen.diffusion import Denoiser, SamplerConfig, make_schedule, sample
+from molgen.diffusion import CountingDenoiser, Denoiser, SamplerConfig, make_schedule, sample
 from molgen.diffusion.schedules import SCHEDULES, SPACINGS
 from molgen.stats import mmd_rbf, sliced_wasserstein
 from molgen.toy import ExactEpsModel, mixture_2d
@@ -48,24 +48,6 @@ SAMPLERS = [
     ("Reverse SDE Euler-Maruyama", dict(kind="sde", corrector_steps=0)),
     ("DPM-Solver++(2M)", dict(kind="dpmpp_2m")),
 ]
-
-
-class CountingDenoiser:
-    """Wraps a denoiser and counts its calls (one call = one NFE for the whole batch)."""
-
-    def __init__(self, inner):
-        self.inner, self.schedule, self.space = inner, inner.schedule, inner.space
-        self.nfe = 0
-
-    def times(self, t, x):
-        return self.inner.times(t, x)
-
-    def scales(self, t, x):
-        return self.inner.scales(t, x)
-
-    def __call__(self, x, t, cond=None):
-        self.nfe += 1
-        return self.inner(x, t, cond)
 
 
 def steps_for(kind: str, nfe: int) -> tuple[int, int]:

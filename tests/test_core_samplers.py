@@ -50,6 +50,7 @@ CONVERGED = [
     (SamplerConfig("ddim", steps=200, eta=1.0), "cosine"),
     (SamplerConfig("euler", steps=500, spacing="linspace"), "vpsde"),
     (SamplerConfig("heun", steps=100, spacing="linspace"), "linear"),
+    (SamplerConfig("heun", steps=25), "cosine"),  # starts where α ≈ 0 (s = σ/α ≈ 2e4)
     (SamplerConfig("rk45", steps=1000, rtol=1e-4, atol=1e-4), "linear"),
     (SamplerConfig("sde", steps=1000), "vpsde"),
     (SamplerConfig("sde", steps=500, corrector_steps=1), "linear"),

@@ -1,6 +1,6 @@
 """The general diffusion core: schedules, spaces, parameterizations, losses, samplers,
 guidance and likelihood.  Nothing here assumes images or molecules."""
-from .denoiser import (PREDICTIONS, CFGDenoiser, ClassifierGuidedDenoiser, Denoiser, convert,
+from .denoiser import (PREDICTIONS, CFGDenoiser, ClassifierGuidedDenoiser, CountingDenoiser, Denoiser, convert,
                        drop_condition, from_x0_eps, to_x0_eps)
 from .likelihood import log_likelihood
 from .losses import diffusion_loss, loss_weight
@@ -11,7 +11,7 @@ from .schedules import (CosineSchedule, DiscreteSchedule, LinearSchedule, NoiseS
 from .spaces import EUCLIDEAN, EuclideanSpace, ZeroMeanSpace
 
 __all__ = [
-    "PREDICTIONS", "CFGDenoiser", "ClassifierGuidedDenoiser", "Denoiser", "convert",
+    "PREDICTIONS", "CFGDenoiser", "ClassifierGuidedDenoiser", "CountingDenoiser", "Denoiser", "convert",
     "drop_condition", "from_x0_eps", "to_x0_eps", "log_likelihood", "diffusion_loss",
     "loss_weight", "q_posterior", "q_sample", "SAMPLERS", "SamplerConfig", "ddim", "ddim_invert", "ddpm",
     "dpmpp_2m", "euler", "heun", "rk45_sampler", "sample", "sde", "CosineSchedule",

@@ -155,3 +155,22 @@ def drop_condition(cond: Tensor, null_cond, p: float = 0.1,
     drop = torch.rand(cond.shape[0], generator=generator, device=cond.device) < p
     null = torch.as_tensor(null_cond, dtype=cond.dtype, device=cond.device).expand_as(cond)
     return torch.where(drop.reshape(-1, *([1] * (cond.ndim - 1))), null, cond)
+
+
+class CountingDenoiser:
+    """Wraps a denoiser and counts its calls in `nfe` (one call = one NFE for the whole batch;
+    a guided call, conditional and null in one batch, counts once: double it for CFG)."""
+
+    def __init__(self, inner):
+        self.inner, self.schedule, self.space = inner, inner.schedule, inner.space
+        self.nfe = 0
+
+    def times(self, t, x):
+        return self.inner.times(t, x)
+
+    def scales(self, t, x):
+        return self.inner.scales(t, x)
+
+    def __call__(self, x, t, cond=None):
+        self.nfe += 1
+        return self.inner(x, t, cond)

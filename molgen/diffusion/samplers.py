@@ -122,8 +122,17 @@ def euler(denoiser, x: Tensor, ts: Tensor, *, cond=None, callback: Callable | No
 def heun(denoiser, x: Tensor, ts: Tensor, *, cond=None, callback: Callable | None = None,
          progress: bool = False) -> Tensor:
     """Heun's second-order method on dx̃/ds = ε̂ (Karras et al. 2022, Alg. 1): 2 NFE per step;
-    the final step to t = 0 is first order (the denoising step), so NFE = 2·steps - 1."""
+    the final step to t = 0 is first order (the denoising step), so NFE = 2·steps - 1.
+
+    A step that starts from pure noise (s = σ/α > PURE_NOISE_S, e.g. t = 1 of the cosine
+    schedule, s ≈ 2·10⁴) is first order too: Karras et al. start at a finite σ_max, and the
+    trapezoid over [s_u, ∞) would give the ε̂ of the step's end the weight of the whole
+    interval, though ε̂ stays that of the noise until s is near the data's scale."""
     return _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, second_order=True)
+
+
+PURE_NOISE_S = 1000.0
+"""σ/α beyond which a state is pure noise to Heun (the signal is < 0.1% of it)."""
 
 
 def _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, second_order: bool) -> Tensor:
@@ -134,7 +143,7 @@ def _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, second_order: bool)
         ab_t, ab_u = _ab(denoiser, t), _ab(denoiser, u)
         x0, eps = denoiser(x, t, cond)
         x_next = _denoising_step(x0, eps, ab_u)  # the Euler step
-        if second_order and u > 0:
+        if second_order and u > 0 and (1 - ab_t) / ab_t <= PURE_NOISE_S ** 2:
             _, eps_u = denoiser(x_next, u, cond)
             ds = math.sqrt((1 - ab_u) / ab_u) - math.sqrt((1 - ab_t) / ab_t)
             x_next = x_next + math.sqrt(ab_u) * ds * 0.5 * (eps_u - eps)  # trapezoid in s
