@@ -143,7 +143,7 @@ class TorsionBatch:
 
 
 def relieve_clashes(torsions: TorsionBatch, pos: Tensor, angles: Tensor, pairs: Tensor,
-                    limits: Tensor, pair_conformer: Tensor, steps: int = 40,
+                    limits: Tensor, pair_conformer: Tensor, steps: int,
                     rate: float = 0.05, max_turn: float = 0.1) -> Tensor:
     """Torsion angles [T] turned, by at most `steps` steps of gradient descent, away from
     steric clashes: pairs [2, P] (rows of pos, of conformer pair_conformer [P]) closer than
@@ -157,6 +157,7 @@ def relieve_clashes(torsions: TorsionBatch, pos: Tensor, angles: Tensor, pairs: 
     """
     angles = angles.detach().clone()
     i, j = pairs
+    conformers = int(pair_conformer.max()) + 1 if len(pair_conformer) else 0
     for _ in range(steps):
         angles.requires_grad_(True)
         with torch.enable_grad():
@@ -165,7 +166,7 @@ def relieve_clashes(torsions: TorsionBatch, pos: Tensor, angles: Tensor, pairs: 
             crowded_pair = distance < CLEAR * limits
             if not crowded_pair.any():
                 break
-            crowded = torch.zeros(int(pair_conformer.max()) + 1, dtype=torch.bool, device=pos.device)
+            crowded = torch.zeros(conformers, dtype=torch.bool, device=pos.device)
             crowded[pair_conformer[crowded_pair]] = True
             overlap = torch.relu(REACH * limits - distance) * crowded[pair_conformer]
             (grad,) = torch.autograd.grad(overlap.square().sum(), angles)
