@@ -2,7 +2,7 @@
 
 Three steps, each a subcommand:
 
-  device      on the GPU machine (benchmarks/qm9_gpu.sh runs it): train `experiment=qm9` for a
+  device      on the GPU machine (through benchmarks/gpu.sh): train `experiment=qm9` for a
               wall-clock budget, export the EMA weights, sample the same N molecules (same atom
               counts, same x_T) with several samplers, and the PF-ODE NLL of test molecules if
               time is left.  Needs neither RDKit nor qm9pack (only the parsed QM9 cache).
@@ -13,7 +13,7 @@ Three steps, each a subcommand:
               (molgen.nequip, default size) per denoiser call, sampling and training, into the
               same JSON under "throughput".
 
-    bash benchmarks/qm9_gpu.sh                                   # on the device, OUT set
+    bash benchmarks/gpu.sh python3 benchmarks/qm9_generation.py device --out $OUT   # on the device
     .venv/bin/python benchmarks/qm9_generation.py metrics --run runs/qm9_gpu
     .venv/bin/python benchmarks/qm9_generation.py throughput
 
@@ -31,13 +31,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from device_step import join_parts, open_trainer, split_file, sync, train_for, write_json
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results" / "qm9_generation.json"
 DEFAULT_SAMPLERS = "dpmpp_2m:20,ddpm:1000,ddim:100,ddim:50,dpmpp_2m:50"
-PART_BYTES = 15 * 2**20  # the device tool returns files of at most 16 MiB
 
 # EDM's unconditional QM9 model and the data, as published (Hoogeboom et al. 2022, Tables 2
 # and 3; percentages; NLL in nats, EDM's variational bound on -log p(x, h, M)).
@@ -50,11 +50,6 @@ DATA_ROW = {"atom_stability": 99.0, "molecule_stability": 95.2, "validity": 97.7
 EDM_TRAINING = {"epochs": 3000, "batch_size": 64, "steps": 3000 * 100_000 // 64}
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _parse_samplers(spec: str) -> list[tuple[str, int]]:
     out = []
     for item in spec.split(","):
@@ -65,35 +60,6 @@ def _parse_samplers(spec: str) -> list[tuple[str, int]]:
 
 def _label(kind: str, steps: int) -> str:
     return f"{kind}_{steps}"
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
-def _split_file(path: Path, out_dir: Path, part_bytes: int = PART_BYTES) -> list[str]:
-    """Copy `path` into out_dir as NAME.part0, NAME.part1, ... of at most part_bytes each."""
-    data, names = path.read_bytes(), []
-    for k in range(max(1, math.ceil(len(data) / part_bytes))):
-        name = f"{path.name}.part{k}"
-        (out_dir / name).write_bytes(data[k * part_bytes:(k + 1) * part_bytes])
-        names.append(name)
-    return names
-
-
-def join_parts(run_dir: Path, name: str = "model_ema.pt") -> Path:
-    """Reassemble NAME from NAME.part0, NAME.part1, ... (written by the device step)."""
-    target = run_dir / name
-    parts = sorted(run_dir.glob(f"{name}.part*"), key=lambda p: int(p.suffix[len(".part"):]))
-    if parts and not target.exists():
-        tmp = target.with_name(name + ".tmp")
-        with open(tmp, "wb") as f:
-            for p in parts:
-                f.write(p.read_bytes())
-        os.replace(tmp, target)
-    return target
 
 
 # --------------------------------------------------------------------------- device
@@ -120,8 +86,7 @@ def cmd_device(args) -> int:
     deadline = t_start + args.budget
     from molgen import metrics
     from molgen.diffusion import SamplerConfig, log_likelihood
-    from molgen.training import (CHECKPOINT, Trainer, export_model, init_distributed,
-                                 load_config, load_trained, save_checkpoint)
+    from molgen.training import CHECKPOINT, export_model, load_trained, save_checkpoint
 
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
@@ -135,17 +100,11 @@ def cmd_device(args) -> int:
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t_start:7.1f} s] {msg}", flush=True)
 
-    overrides = [f"experiment={args.experiment}", f"device={args.device}", f"out_dir={work}",
-                 "progress=false", f"checkpoint_every={args.checkpoint_every}", *args.override]
-    cfg = load_config(overrides)
-    env = init_distributed(cfg.device)
-    device = env.device
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        summary["gpu"] = {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
-                          "multiprocessors": props.multi_processor_count}
-    log(f"device {summary.get('gpu', {}).get('name', device)}; config {overrides}")
-    trainer = Trainer(cfg, env)
+    trainer, summary["gpu"] = open_trainer(
+        args.experiment, args.device, work,
+        [f"checkpoint_every={args.checkpoint_every}", *args.override])
+    device = trainer.env.device
+    log(f"device {summary['gpu']['name']}; experiment {args.experiment} {args.override}")
     task = trainer.task
     n_params = sum(p.numel() for p in trainer.model.parameters())
     log(f"model {type(trainer.model).__name__}: {n_params / 1e6:.2f} M parameters; "
@@ -163,11 +122,11 @@ def cmd_device(args) -> int:
         t = torch.full((n_probe,), 0.5, device=device)
         for _ in range(2):
             den(probe_x, t)
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         for _ in range(3):
             den(probe_x, t)
-        _sync(device)
+        sync(device)
     nfe_seconds = (time.perf_counter() - t0) / 3
     del probe_x, den
     trainer.model.train()
@@ -184,36 +143,11 @@ def cmd_device(args) -> int:
         f"{sample_reserve:.0f} s for {total_nfe} NFE x {batches} batch(es); training for "
         f"{train_seconds:.0f} s")
 
-    # -- train for train_seconds of wall time (the Trainer's own step, log and checkpoints)
-    first_step, losses = trainer.step, []
-    t_train = time.perf_counter()
-    with trainer._open_log() as train_log:
-        while time.perf_counter() - t_train < train_seconds:
-            step = trainer.step + 1
-            record = trainer.train_step(step)
-            trainer.step = step
-            train_log.write(json.dumps(record) + "\n")
-            losses.append(record["loss"])
-            if step % cfg.checkpoint_every == 0:
-                trainer.save()
-            if step % args.print_every == 0:
-                el = time.perf_counter() - t_train
-                log(f"step {step}: loss {np.mean(losses[-args.print_every:]):.4f} "
-                    f"({(step - first_step) / el:.1f} it/s)")
-    train_elapsed = time.perf_counter() - t_train
-    trainer.cfg.steps = trainer.step  # the checkpoint's config records how far it trained
-    trainer.save()
-    steps_done = trainer.step - first_step
-    summary["training"] = {
-        "experiment": args.experiment, "steps": trainer.step, "steps_this_run": steps_done,
-        "batch_size": cfg.batch_size, "seconds": train_elapsed,
-        "steps_per_second": steps_done / train_elapsed,
-        "molecules_per_second": steps_done * cfg.batch_size / train_elapsed,
-        "epochs": trainer.step * cfg.batch_size / len(task.data),
-        "final_loss_mean_last_500": float(np.mean(losses[-500:])) if losses else None,
-        "ema_decay": cfg.ema_decay, "lr": cfg.optim.lr, "tf32": args.tf32, "bf16": cfg.bf16,
-        "parameters": n_params}
-    log(f"trained {steps_done} steps in {train_elapsed:.0f} s; step {trainer.step}, "
+    # -- train for train_seconds of wall time (the Trainer's own loop, log and checkpoints)
+    summary["training"] = {"experiment": args.experiment, "tf32": args.tf32,
+                           **train_for(trainer, train_seconds, len(task.data))}
+    steps_done = summary["training"]["steps_this_run"]
+    log(f"trained {steps_done} steps in {summary['training']['seconds']:.0f} s; step {trainer.step}, "
         f"{summary['training']['epochs']:.2f} epochs")
     del trainer
     if device.type == "cuda":
@@ -221,11 +155,11 @@ def cmd_device(args) -> int:
 
     model_path = work / "model_ema.pt"
     export_model(work / CHECKPOINT, model_path)
-    summary["model_parts"] = _split_file(model_path, out)
+    summary["model_parts"] = split_file(model_path, out)
     summary["model_bytes"] = model_path.stat().st_size
     for name in ("log.jsonl",):
         (out / name).write_bytes((work / name).read_bytes())
-    _write_json(summary_path, summary)
+    write_json(summary_path, summary)
     log(f"exported the EMA model ({model_path.stat().st_size / 2**20:.1f} MiB) into "
         f"{len(summary['model_parts'])} part(s)")
 
@@ -246,11 +180,11 @@ def cmd_device(args) -> int:
                 summary["sampling"][label] = {"skipped": f"out of time ({left:.0f} s left)"}
                 continue
             log(f"{label}: {n} molecules instead of {args.samples} to fit the time left")
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         molecules = trained.task.sample(trained.denoiser, SamplerConfig(kind=kind, steps=steps),
                                         n, args.seed, device)
-        _sync(device)
+        sync(device)
         seconds = time.perf_counter() - t0
         per_nfe_molecule = max(per_nfe_molecule, seconds / (steps * n))
         stab = metrics.stability(molecules)
@@ -264,7 +198,7 @@ def cmd_device(args) -> int:
                                       "atom_stability": stab.atom_stability,
                                       "molecule_stability": stab.molecule_stability}
         save_checkpoint(samples, out / "samples.pt")
-        _write_json(summary_path, summary)
+        write_json(summary_path, summary)
         log(f"{label}: {n} molecules in {seconds:.1f} s; atom stability "
             f"{stab.atom_stability:.3f}, molecule stability {stab.molecule_stability:.3f}")
 
@@ -308,7 +242,7 @@ def cmd_device(args) -> int:
                                          f"calls ({time.perf_counter() - t0:.0f} s)"}
             log(summary["nll"]["skipped"])
     summary["wall_seconds"] = time.perf_counter() - t_start
-    _write_json(summary_path, summary)
+    write_json(summary_path, summary)
     log("done")
     return 0
 
@@ -349,7 +283,7 @@ def cmd_metrics(args) -> int:
     run = Path(args.run)
     summary = json.loads((run / "summary.json").read_text())
     samples = torch.load(run / "samples.pt", weights_only=True)
-    model = join_parts(run)
+    model = join_parts(run, "model_ema.pt")
     t0 = time.perf_counter()
     reference = set(train_smiles(run / "train_smiles.txt"))
     print(f"{len(reference)} distinct training SMILES ({time.perf_counter() - t0:.0f} s)")
@@ -385,7 +319,7 @@ def cmd_metrics(args) -> int:
                        if k in summary},
         "checkpoint": {"path": str(model),
                        "bytes": model.stat().st_size if model.exists() else None}})
-    _write_json(Path(args.out), results)
+    write_json(Path(args.out), results)
     print_metrics(results)
     return 0
 
@@ -507,7 +441,7 @@ def cmd_throughput(args) -> int:
                     "processor": platform.processor(),
                     "loadavg_1_5_15min_start": list(load_start),
                     "loadavg_1_5_15min_end": list(os.getloadavg())}}
-    _write_json(Path(args.out), results)
+    write_json(Path(args.out), results)
     return 0
 
 
@@ -529,7 +463,6 @@ def main(argv=None) -> int:
     d.add_argument("--min-train-seconds", type=float, default=60)
     d.add_argument("--slack", type=float, default=15, help="seconds kept free at the end")
     d.add_argument("--checkpoint-every", type=int, default=2000)
-    d.add_argument("--print-every", type=int, default=500)
     d.add_argument("--samplers", default=DEFAULT_SAMPLERS, help="kind:steps,...")
     d.add_argument("--samples", type=int, default=1000)
     d.add_argument("--min-samples", type=int, default=100)

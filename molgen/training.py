@@ -34,9 +34,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 import random
 import sys
+import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -461,14 +463,25 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> dict:
-        """Train to cfg.steps, checkpointing every cfg.checkpoint_every steps and at the end,
-        then evaluate the EMA weights.  Returns the metrics (empty on ranks other than 0)."""
+        """Train to cfg.steps, then evaluate the EMA weights.  Returns the metrics (empty on
+        ranks other than 0)."""
+        self.train()
+        return self.evaluate() if self.env.is_main else {}
+
+    def train(self, seconds: float = math.inf) -> None:
+        """Train to cfg.steps, or for `seconds` of wall time (a lent GPU's budget) if that
+        ends first, checkpointing every cfg.checkpoint_every steps and at the end."""
         cfg, main = self.cfg, self.env.is_main
+        if seconds < math.inf and self.env.world_size > 1:
+            raise ConfigError("a wall-time limit needs a single process: ranks would stop apart")
         self.model.train()
+        stop = time.perf_counter() + seconds
         bar = tqdm(range(self.step + 1, cfg.steps + 1), initial=self.step, total=cfg.steps,
                    desc="train", disable=not (main and cfg.progress), dynamic_ncols=True)
         with (self._open_log() if main else nullcontext()) as log:
             for step in bar:
+                if time.perf_counter() > stop:
+                    break
                 record = self.train_step(step)
                 self.step = step
                 if main:
@@ -479,7 +492,6 @@ class Trainer:
         bar.close()
         if self.saved_step != self.step:
             self.save()
-        return self.evaluate() if main else {}
 
     def evaluate(self) -> dict:
         """Sample with the EMA weights and cfg.sampler; write the samples and eval.json."""

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs a command on the lent GPU machine in molgen's environment there:
+#
+#   bash benchmarks/gpu.sh --prepare qm9        # here, once: gather what the device needs
+#   run(command="bash benchmarks/gpu.sh python3 benchmarks/qm9_generation.py device --out $OUT",
+#       carry=[".gpu"], timeout_s=560)
+#
+# The machine has torch, torch-geometric and e3nn (and pillow) but not omegaconf, hydra-core
+# (and antlr4), rdkit or qm9pack, and no registry.  .gpu/ (git-ignored) holds
+#   wheels/   omegaconf, hydra-core, antlr4-python3-runtime (installed into /tmp/site),
+# and the data of one task (the carry limit, 64 MiB, does not fit both):
+#   qm9       cache/qm9pack-*.npz (the parsed QM9 table; molgen.qm9 reads it without qm9pack)
+#             and data/qm9/edm_split_gdb9_index_1based.npz (EDM's split);
+#   cifar10   data/images/cifar10_jpeg.zip with the training images only (52 MB).
+# The command's output is also written to $OUT/device.log.
+set -uo pipefail
+SETUP=${GPU_SETUP:-.gpu}
+CACHE=${MOLGEN_CACHE:-$HOME/.cache/molgen}
+DATA=${MOLGEN_DATA:-../shared/data}
+
+if [[ ${1:-} == --prepare ]]; then
+    set -e
+    rm -rf "$SETUP" && mkdir -p "$SETUP/wheels" "$SETUP/cache"
+    grep -qx "/$SETUP/" .git/info/exclude || echo "/$SETUP/" >> .git/info/exclude
+    cp .whl/omegaconf-*.whl .whl/hydra_core-*.whl .whl/antlr4_python3_runtime-*.whl "$SETUP/wheels/"
+    case ${2:-} in
+        qm9)
+            mkdir -p "$SETUP/data/qm9"
+            cp "$CACHE"/qm9pack-*.npz "$SETUP/cache/"
+            cp "$DATA/qm9/edm_split_gdb9_index_1based.npz" "$SETUP/data/qm9/" ;;
+        cifar10)
+            mkdir -p "$SETUP/data/images"
+            python3 - "$DATA/images/cifar10_jpeg.zip" "$SETUP/data/images/cifar10_jpeg.zip" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as src, zipfile.ZipFile(sys.argv[2], "w") as dst:
+    for info in src.infolist():
+        if info.filename.startswith("train/"):
+            dst.writestr(info, src.read(info))
+PY
+            ;;
+        *) echo "usage: gpu.sh --prepare qm9|cifar10" >&2; exit 2 ;;
+    esac
+    du -sh "$SETUP"
+    exit 0
+fi
+
+OUT=${OUT:?set OUT to the folder whose files come back}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site "$SETUP"/wheels/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 \
+    MOLGEN_CACHE=$PWD/$SETUP/cache MOLGEN_DATA=$PWD/$SETUP/data
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true; } 2>&1 \
+    | tee "$OUT/device.log"
+"$@" 2>&1 | tee -a "$OUT/device.log"
