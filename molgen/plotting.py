@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from molgen.images import to_uint8
+
 
 def scatter_png(path: str | os.PathLike, samples: torch.Tensor, reference: torch.Tensor, *,
                 log_density: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -60,7 +62,7 @@ def image_grid_png(path: str | os.PathLike, images: torch.Tensor, ncol: int | No
 
     n, c, h, w = images.shape
     scale = -(-min_tile // w)
-    tiles = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    tiles = to_uint8(images.detach().cpu())
     tiles = tiles.repeat_interleave(scale, 2).repeat_interleave(scale, 3)
     ncol = min(ncol or math.ceil(math.sqrt(n)), n)
     (th, tw), nrow = tiles.shape[2:], math.ceil(n / ncol)

@@ -1,0 +1,66 @@
+"""The benchmarks' device steps, run here on the CPU with a tiny model: what they bring back
+from the lent GPU fits its limits and is reassembled exactly."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+device_step = pytest.importorskip("device_step")
+
+
+def test_split_and_join_round_trip(tmp_path, monkeypatch):
+    monkeypatch.setattr(device_step, "PART_BYTES", 1000)
+    src, out, back = tmp_path / "model.pt", tmp_path / "out", tmp_path / "back"
+    out.mkdir(), back.mkdir()
+    src.write_bytes(torch.randint(0, 256, (2500,), dtype=torch.uint8).numpy().tobytes())
+    names = device_step.split_file(src, out)
+    assert names == ["model.pt.part0", "model.pt.part1", "model.pt.part2"]
+    assert max((out / n).stat().st_size for n in names) == 1000
+    for name in reversed(names):  # the order of arrival does not matter
+        (back / name).write_bytes((out / name).read_bytes())
+    assert device_step.join_parts(back, "model.pt").read_bytes() == src.read_bytes()
+
+
+def test_fits_counts_files_and_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(device_step, "PART_BYTES", 100)
+    monkeypatch.setattr(device_step, "MAX_BYTES", 1000)
+    (tmp_path / "summary.json").write_text("{}")
+    assert device_step.fits(tmp_path, 600)            # 6 parts + summary.json + device.log = 8
+    assert not device_step.fits(tmp_path, 601)        # 7 parts: 9 files
+    (tmp_path / "a").write_bytes(b"x" * 500)
+    assert not device_step.fits(tmp_path, 500)        # 1002 bytes
+    assert device_step.fits(tmp_path, 400)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="scikit-learn (images extra)")
+def test_image_device_step_on_cpu(tmp_path):
+    """Train digits_tiny for a few seconds, draw the rows, and bring back the EMA model and
+    each distinct row's 8-bit images; a second call on the same workdir resumes and draws only."""
+    image_fid = pytest.importorskip("image_fid")
+    out, work = tmp_path / "out", tmp_path / "work"
+    common = ["device", "--device", "cpu", "--experiment", "digits_tiny", "--workdir", str(work),
+              "--n", "30", "--guidance-sampler", "ddim:3", "--budget", "60"]
+    image_fid.main([*common, "--out", str(out), "--train-seconds", "2", "--guidance", "0", "1",
+                    "--samplers", "ddim:3", "heun:3"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["training"]["steps_this_run"] > 0
+    assert summary["rows"]["ddim:3"] == "the images of 'ddim:3 w=0'"
+    assert summary["rows"]["heun:3"]["nfe"] == 4  # Heun's last step is Euler's
+    assert summary["rows"]["ddim:3 w=1"]["nfe"] == 6  # guidance: conditional + null
+    saved = torch.load(device_step.join_parts(out, "samples_ddim_3_w_1.pt"), weights_only=True)
+    assert saved["images"].dtype == torch.uint8 and saved["images"].shape == (30, 1, 8, 8)
+    model = device_step.join_parts(out, "model_ema.pt")
+    assert torch.load(model, weights_only=True)["step"] == summary["training"]["steps"]
+
+    again = tmp_path / "again"
+    image_fid.main([*common, "--out", str(again), "--train-seconds", "0", "--guidance",
+                    "--samplers", "ddim:3"])
+    assert sorted(p.name for p in again.iterdir()) == ["samples_ddim_3.pt.part0", "summary.json"]
+    resumed = torch.load(device_step.join_parts(again, "samples_ddim_3.pt"), weights_only=True)
+    first = torch.load(device_step.join_parts(out, "samples_ddim_3_w_0.pt"), weights_only=True)
+    assert torch.equal(resumed["images"], first["images"])  # same weights, seed and sampler
