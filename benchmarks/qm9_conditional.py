@@ -18,7 +18,7 @@ reports EDM's reference rows, measured with our regressor:
   QM9 (lower bound)   the regressor on the test split's real molecules and their values
   #atoms              predict the mean value of D_a's molecules with the same atom count,
                       scored on D_b (what the atom count alone gives)
-  naive (upper bound) the regressor on D_b's molecules against shuffled values
+  naive (upper bound) the regressor on 5,000 of D_b's molecules against shuffled values
 
 Writes benchmarks/results/qm9_conditional.json (--out) and prints the table with EDM's
 published MAE beside it (α in Bohr³: naive 9.01, #atoms 3.86, EDM 2.76, QM9 0.10).
@@ -44,6 +44,7 @@ from molgen.training import load_trained
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results" / "qm9_conditional.json"
 HAS_RDKIT = importlib.util.find_spec("rdkit") is not None
+NAIVE_MOLECULES = 5000
 EDM_TABLE3 = {  # MAE, EDM's Table 3 (units of EDM: α Bohr³, gap/homo/lumo meV, μ D, Cv cal/mol K)
     "alpha": {"naive": 9.01, "atoms": 3.86, "edm": 2.76, "qm9": 0.10},
     "gap": {"naive": 1470, "atoms": 866, "edm": 655, "qm9": 64},
@@ -64,8 +65,12 @@ def reference_rows(model: PropertyRegressor, seed: int) -> dict:
     by_size = {n: float(values[d_a][atoms[d_a] == n].mean()) for n in atoms[d_a].unique().tolist()}
     fallback = float(values[d_a].mean())
     from_size = torch.tensor([by_size.get(n, fallback) for n in atoms[d_b].tolist()])
-    predicted_b = model.predict(molecules_of(train, d_b))
-    shuffled = values[d_b][torch.randperm(len(d_b), generator=torch.Generator().manual_seed(seed))]
+    # the naive row on NAIVE_MOLECULES of D_b: the regressor on CPU is the cost, and the MAE
+    # of independent pairs is settled to a fraction of a percent by then
+    g = torch.Generator().manual_seed(seed)
+    picked = d_b[torch.randperm(len(d_b), generator=g)[:NAIVE_MOLECULES]]
+    predicted_b = model.predict(molecules_of(train, picked))
+    shuffled = values[picked][torch.randperm(len(picked), generator=g)]
     return {"qm9": split_mae(model, "test"),
             "atoms": float((from_size - values[d_b]).abs().mean()),
             "naive": float((predicted_b - shuffled).abs().mean())}

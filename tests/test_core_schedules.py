@@ -8,6 +8,7 @@ import torch
 from molgen.diffusion import (CosineSchedule, LinearSchedule, PolynomialSchedule, VPSDESchedule,
                               make_schedule)
 from molgen.diffusion.process import q_posterior
+from molgen.diffusion.schedules import SPACINGS
 
 ALL = ["linear", "cosine", "polynomial", "vpsde"]
 
@@ -69,7 +70,7 @@ def test_discrete_linear_is_close_to_the_vp_sde():
     torch.testing.assert_close(LinearSchedule().log_alpha_bar(t), VPSDESchedule().log_alpha_bar(t), rtol=0.01, atol=0)
 
 
-@pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
+@pytest.mark.parametrize("spacing", SPACINGS)
 @pytest.mark.parametrize("steps", [1, 3, 7, 10, 50, 333, 999, 1000])
 def test_timesteps_no_duplicates_no_skips(spacing, steps):
     ts = LinearSchedule().timesteps(steps, spacing)
@@ -86,6 +87,24 @@ def test_timesteps_no_duplicates_no_skips(spacing, steps):
         assert int(idx[-2]) == 1
     if spacing == "linspace":
         assert int(idx[-2]) == 1 and (steps == 1 or int(idx[0]) == 1000)
+    if spacing == "logsnr":
+        assert int(idx[0]) == 1000 and (steps == 1 or int(idx[-2]) == 1)
+
+
+@pytest.mark.parametrize("name", ["polynomial", "cosine", "linear"])
+def test_logsnr_spacing_is_uniform_in_log_snr(name):
+    """Equal log-SNR increments where the grid of 1000 times is fine enough (the linear
+    schedule away from t = 0); where log SNR falls steeply at t = 1, a first step shorter in
+    log SNR than the trailing spacing's (polynomial: 0.95 against 5.1)."""
+    schedule = make_schedule(name)
+    lam = schedule.log_snr(schedule.timesteps(20, "logsnr")[:-1])
+    steps = lam[1:] - lam[:-1]
+    assert bool((steps > 0).all())
+    if name == "linear":
+        assert float((steps[:15] / steps.mean() - 1).abs().max()) < 0.05
+    else:  # schedules whose log SNR falls steeply at t = 1
+        trailing = schedule.log_snr(schedule.timesteps(20, "trailing")[:2])
+        assert float(steps[0]) < float(trailing[1] - trailing[0])
 
 
 def test_timesteps_reject_bad_requests():

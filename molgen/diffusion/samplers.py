@@ -247,7 +247,7 @@ class SamplerConfig:
 
     kind: one of SAMPLERS.  steps: number of grid times evaluated (NFE for ddpm, ddim,
     euler, sde, dpmpp_2m; 2·steps - 1 for heun; adaptive for rk45, where steps only sets the
-    final time).  spacing: 'leading' | 'trailing' | 'linspace'.  eta: DDIM stochasticity.
+    final time).  spacing: 'leading' | 'trailing' | 'linspace' | 'logsnr'.  eta: DDIM stochasticity.
     variance: DDPM 'posterior' (β̃) or 'beta'.  corrector_steps, snr: Langevin corrector of
     'sde'.  rtol, atol: rk45 tolerances.  guidance_scale: classifier-free guidance w in
     ε̃ = (1 + w) ε(x, c) - w ε(x, ∅); 0 means none.

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-SPACINGS = ("leading", "trailing", "linspace")
+SPACINGS = ("leading", "trailing", "linspace", "logsnr")
 
 
 class NoiseSchedule:
@@ -71,8 +71,11 @@ class NoiseSchedule:
 
         The `steps` evaluated times are grid indices chosen by `spacing` (Lin et al. 2024,
         Table 2): 'leading' (1, 1+k, ..., DDIM's choice), 'trailing' (T, T-T/steps, ...,
-        starts at pure noise), 'linspace' (round(linspace(1, T, steps))).  The last entry 0
-        is where sampling ends.
+        starts at pure noise), 'linspace' (round(linspace(1, T, steps))), 'logsnr' (the grid
+        points nearest to uniform steps in log SNR from t = 1 to t = 1/T, DPM-Solver's choice:
+        from t = 1, where σ/α is large (316 for the polynomial schedule), a step uniform in t
+        multiplies the ε error of the first prediction by ~α'σ/α, ×12 there).  The last entry
+        0 is where sampling ends.
         """
         if not 1 <= steps <= self.T:
             raise ValueError(f"steps must be in 1..{self.T} for this schedule, got {steps}")
@@ -82,6 +85,15 @@ class NoiseSchedule:
             idx = np.floor(self.T - np.arange(steps) * self.T / steps + 0.5)[::-1]
         elif spacing == "linspace":
             idx = np.floor(np.linspace(1, self.T, steps) + 0.5)
+        elif spacing == "logsnr":
+            grid = np.arange(1, self.T + 1)
+            lam = self.log_snr(torch.from_numpy(grid / self.T)).numpy()
+            want = np.linspace(lam[-1], lam[0], steps)  # from t = 1 down to t = 1/T
+            idx = grid[np.abs(lam[None] - want[:, None]).argmin(1)][::-1]
+            for k in range(1, steps):  # where the grid is coarse in log SNR: distinct points
+                idx[k] = max(idx[k], idx[k - 1] + 1)
+            for k in range(steps - 1, -1, -1):  # ... that stay on the grid
+                idx[k] = min(idx[k], self.T - (steps - 1 - k))
         else:
             raise ValueError(f"unknown timestep spacing {spacing!r}; choose one of {SPACINGS}")
         idx = np.concatenate([idx.astype(np.int64)[::-1], [0]])
