@@ -312,6 +312,8 @@ def cmd_device(args) -> None:
                                **train_for(trainer, train_seconds, len(trainer.task.data[0]))}
         log(f"step {trainer.step}: {summary['training']['steps_this_run']} steps in "
             f"{summary['training']['seconds']:.0f} s, loss {summary['training']['final_loss_mean_last_500']:.4f}")
+    if not (work / CHECKPOINT).is_file():
+        raise SystemExit(f"{work} holds no run to draw from: train first (--train-seconds > 0)")
     export_model(work / CHECKPOINT, work / "model_ema.pt")
     if train_seconds > 0:  # the new weights come back; a sampling-only call brings images alone
         summary["model_parts"] = split_file(work / "model_ema.pt", out)
