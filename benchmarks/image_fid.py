@@ -138,6 +138,11 @@ def sampler_rows(args, base: SamplerConfig, classes: int) -> list[tuple[str, Sam
     return rows + [(spec, parse_sampler(spec, base)) for spec in args.samplers]
 
 
+def sampler_key(sampler: SamplerConfig) -> str:
+    """Rows with equal keys draw the same images (e.g. "dpmpp_2m:20" and "dpmpp_2m:20 w=0")."""
+    return json.dumps(sampler.to_dict(), sort_keys=True)
+
+
 def draw(sampler: SamplerConfig, trained, n: int, seed: int, device="cpu", progress=True) -> tuple[torch.Tensor, dict]:
     """n images as 8-bit pixels (what FID reads: molgen.fid rounds to them), with the counted
     NFE per image and the wall time per image."""
@@ -243,7 +248,7 @@ def cmd_score(args) -> None:
     rows = sampler_rows(args, trained.sampler, classes)
     results, done = merged_rows(out, args, [name for name, _ in rows]) if args.merge else [], {}
     for name, sampler in rows:
-        key = json.dumps(sampler.to_dict(), sort_keys=True)
+        key = sampler_key(sampler)
         if key in done:  # e.g. "dpmpp_2m:20" after "dpmpp_2m:20 w=0": the same samples
             row = {**done[key], "row": name, "published_cifar10_fid": PUBLISHED_CIFAR10.get(name)}
         else:
@@ -323,7 +328,7 @@ def cmd_device(args) -> None:
     trained = load_trained(work / "model_ema.pt", device=device)
     summary["rows"], drawn = {}, {}
     for name, sampler in rows:
-        key = json.dumps(sampler.to_dict(), sort_keys=True)
+        key = sampler_key(sampler)
         nbytes = args.n * math.prod(trained.task.image_shape()) + 4096
         if key in drawn:  # e.g. "dpmpp_2m:20" after "dpmpp_2m:20 w=0": `score` reuses its images
             summary["rows"][name] = f"the images of {drawn[key]!r}"
