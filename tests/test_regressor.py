@@ -1,9 +1,10 @@
-"""The QM9 property regressor that judges conditional generation: invariance, and a tiny
-training run that resumes exactly."""
+"""The QM9 property regressor that judges conditional generation: invariance, a tiny
+training run that resumes exactly, and the slope statistic of the conditional table."""
 import pytest
 import torch
 
-from molgen.regressor import REGRESSOR, PropertyRegressor, RegressorConfig, train_regressor
+from molgen.regressor import (REGRESSOR, PropertyRegressor, RegressorConfig, slope_at_fixed_size,
+                              train_regressor)
 
 from molecule_helpers import gen, needs_qm9, orthogonal, shuffled_space
 
@@ -54,3 +55,13 @@ def test_tiny_regressor_run_resumes_exactly_and_predicts_in_edm_units(cache, tmp
     assert 70 < loaded.mean < 80 and loaded.mad > 1  # α of QM9: ~75 Bohr³
     mol = (torch.randn(9, 3, generator=gen(0)), torch.tensor([1, 1, 0, 0, 0, 0, 0, 0, 0]))
     assert torch.allclose(loaded.predict([mol]), whole.predict([mol]))
+
+
+def test_slope_at_fixed_size_recovers_the_slope_and_ignores_the_size_effect():
+    g = torch.Generator().manual_seed(0)
+    sizes = torch.randint(9, 20, (4000,), generator=g)
+    targets = 5.0 * sizes + torch.randn(4000, generator=g) * 3
+    predicted = 0.4 * targets + 2.5 * sizes ** 1.5 + torch.randn(4000, generator=g) * 0.01
+    assert slope_at_fixed_size(predicted, targets, sizes) == pytest.approx(0.4, abs=1e-3)
+    # a prediction from the size alone follows no target within a size
+    assert slope_at_fixed_size(7.0 * sizes.double(), targets, sizes) == pytest.approx(0.0, abs=1e-9)
