@@ -11,7 +11,7 @@ import sys
 import time
 
 from .diffusion import SAMPLERS, Denoiser, SamplerConfig, make_schedule
-from .diffusion.schedules import SCHEDULES
+from .diffusion.schedules import SCHEDULES, SPACINGS
 
 USER_ERRORS = (ValueError, OSError)
 
@@ -73,16 +73,19 @@ def _build_parser() -> argparse.ArgumentParser:
     smp = commands.add_parser(
         "sample", help="sample a trained checkpoint (toy, images: a PNG; molecules: SDF and XYZ)",
         description="Sample a checkpoint written by `molgen train` with the sampler stored in "
-                    "it, unless --sampler/--steps override it, and print the samples' metrics.  "
-                    "What is written follows the checkpoint's task: toy2d plots the samples "
-                    "next to the data (PNG); images writes a PNG grid of the first 100 images (a "
-                    "class per column for a class-conditional model); qm9 writes the molecules "
-                    "to an SDF, with bonds perceived by EDM's distance rule, and an XYZ file "
-                    "beside it.")
+                    "it, unless --sampler/--steps/--spacing override it, and print the samples' "
+                    "metrics.  What is written follows the checkpoint's task: toy2d plots the "
+                    "samples next to the data (PNG); images writes a PNG grid of the first 100 "
+                    "images (a class per column for a class-conditional model); qm9 writes the "
+                    "molecules to an SDF, with bonds perceived by EDM's distance rule, and an XYZ "
+                    "file beside it.")
     smp.add_argument("--checkpoint", required=True, help="checkpoint.pt of a training run")
     smp.add_argument("-o", "--output", default=None,
                      help="file to write (default: the task's samples.png or samples.sdf)")
     _add_sampling_args(smp, sampler=None, steps=None, n=2000)
+    smp.add_argument("--spacing", default=None, choices=SPACINGS,
+                     help="where the steps fall in time; logsnr: uniform in log SNR, shorter "
+                          "first steps where it falls fast (default: the checkpoint's)")
     smp.add_argument("--atoms", type=int, default=None,
                      help="molecules: atoms per molecule (default: drawn from the training "
                           "distribution stored in the checkpoint)")
@@ -181,7 +184,8 @@ def _sample(args) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda, but no CUDA device is available")
     trained = load_trained(args.checkpoint, ema=not args.no_ema, device=torch.device(args.device))
-    chosen = {"kind": args.sampler, "steps": args.steps, "guidance_scale": args.guidance}
+    chosen = {"kind": args.sampler, "steps": args.steps, "spacing": args.spacing,
+              "guidance_scale": args.guidance}
     sampler = SamplerConfig.from_dict({**trained.sampler.to_dict(),
                                        **{k: v for k, v in chosen.items() if v is not None}})
     output = args.output or trained.task.samples_file
@@ -200,6 +204,7 @@ def _sample(args) -> int:
     seconds = time.perf_counter() - start
     print(f"sample: {args.num_samples} samples from {args.checkpoint} (step {trained.step}"
           f"{', raw weights' if args.no_ema else ', EMA'}), {sampler.kind} {sampler.steps} steps "
+          f"({sampler.spacing})"
           f"in {seconds:.1f} s: {_metrics(metrics)} -> {output}")
     return 0
 

@@ -63,9 +63,10 @@ def test_train_then_sample_uses_the_stored_sampler(capsys, tmp_path):
     assert "heun 4 steps" in out and stored.read_bytes().startswith(PNG_MAGIC)
 
     code, out, err = run(capsys, "sample", "--checkpoint", out_dir / "checkpoint.pt",
-                         "-n", 100, "--sampler", "ddim", "--steps", 3, "-o", tmp_path / "d.png")
+                         "-n", 100, "--sampler", "ddim", "--steps", 3, "--spacing", "logsnr",
+                         "-o", tmp_path / "d.png")
     assert code == 0, err
-    assert "ddim 3 steps" in out
+    assert "ddim 3 steps (logsnr)" in out
 
 
 def test_show_config(capsys):
