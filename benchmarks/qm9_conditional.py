@@ -80,6 +80,21 @@ def reference_rows(model: PropertyRegressor, seed: int) -> dict:
             "naive": float((predicted_b - shuffled).abs().mean())}
 
 
+def merged_rows(args, generator_step: int) -> list[dict]:
+    """The rows of an earlier evaluation in args.out, of the same models and sampling, at the
+    guidance scales this run does not redo."""
+    if not args.out.is_file():
+        return []
+    old = json.loads(args.out.read_text())
+    keys = ("generator", "generator_step", "regressor", "n", "seed", "sampler", "steps")
+    ours = dict(generator=str(args.generator), generator_step=generator_step, regressor=str(args.regressor),
+                n=args.n, seed=args.seed, sampler=args.sampler, steps=args.steps)
+    if any(old[k] != ours[k] for k in keys):
+        raise SystemExit(f"--merge: {args.out} holds another evaluation "
+                         f"{ {k: old[k] for k in keys} }, not {ours}")
+    return [row for row in old["rows"] if row["guidance"] not in args.guidance]
+
+
 def evaluate(args) -> None:
     trained = load_trained(args.generator, device=args.device)
     task = trained.task
@@ -92,7 +107,7 @@ def evaluate(args) -> None:
     t_start = time.perf_counter()
     sizes = task.atom_counts(args.n, args.seed)
     targets = task.draw_targets(sizes, args.seed)  # what sample() draws for this seed
-    rows = []
+    rows = merged_rows(args, trained.step) if args.merge else []
     for w in args.guidance:
         sampler = dataclasses.replace(trained.sampler, kind=args.sampler, steps=args.steps, guidance_scale=w)
         start = time.perf_counter()
@@ -110,6 +125,7 @@ def evaluate(args) -> None:
                      "predicted": [round(v, 3) for v in predicted.tolist()]})
         print(f"w = {w:g}: MAE {rows[-1]['mae']:.3f}, slope {rows[-1]['target_slope']:.2f}, molecule stability "
               f"{stability.molecule_stability:.3f} ({seconds:.1f} s)", flush=True)
+    rows.sort(key=lambda row: row["guidance"])
     reference = reference_rows(regressor, args.seed)
     edm = EDM_TABLE3.get(task.cfg.condition, {})
     print(f"\nMAE ({task.cfg.condition})        ours     EDM   slope at fixed size")
@@ -118,7 +134,7 @@ def evaluate(args) -> None:
     for row in rows:
         print(f"{'molgen w=' + format(row['guidance'], 'g'):20s} {row['mae']:8.3f} "
               f"{edm.get('edm', float('nan')) if row['guidance'] == 0 else float('nan'):7.3f} "
-              f"{row['target_slope']:8.2f}")
+              f"{row.get('target_slope', float('nan')):8.2f}")
     output = dict(description="Property-conditioned QM9 generation, EDM Table 3 protocol "
                               "(benchmarks/qm9_conditional.py)",
                   generator=str(args.generator), generator_step=trained.step, regressor=str(args.regressor),
@@ -171,6 +187,9 @@ def main(argv=None):
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")
     e.add_argument("--out", type=Path, default=DEFAULT_JSON)
+    e.add_argument("--merge", action="store_true",
+                   help="keep the rows of an existing --out of the same models and sampling at "
+                        "the scales not run again")
     e.set_defaults(run=evaluate)
     args = p.parse_args(argv)
     args.run(args)
