@@ -204,7 +204,7 @@ def _sample(args) -> int:
     seconds = time.perf_counter() - start
     print(f"sample: {args.num_samples} samples from {args.checkpoint} (step {trained.step}"
           f"{', raw weights' if args.no_ema else ', EMA'}), {sampler.kind} {sampler.steps} steps "
-          f"({sampler.spacing})"
+          f"({sampler.spacing}) "
           f"in {seconds:.1f} s: {_metrics(metrics)} -> {output}")
     return 0
 
