@@ -24,7 +24,9 @@ Each row also gets the slope of the judged value on the requested one at fixed a
 (molgen.regressor.slope_at_fixed_size: 1 follows the target, 0 is what the size alone gives),
 which says whether guidance moves the property toward its target when MAE, which also counts
 the spread, cannot.  Writes benchmarks/results/qm9_conditional.json (--out; with the counts,
-targets and predictions per molecule) and prints the table with EDM's published MAE beside it (α in Bohr³: naive 9.01, #atoms 3.86, EDM 2.76, QM9 0.10).
+targets and predictions per molecule; --merge keeps the scales not run again) and prints the
+table with EDM's published MAE beside it (α in Bohr³: naive 9.01, #atoms 3.86, EDM 2.76,
+QM9 0.10).
 """
 from __future__ import annotations
 
