@@ -1,6 +1,7 @@
 """The parts that the benchmarks' device steps (qm9_generation.py and image_fid.py `device`,
 run on the lent GPU machine by gpu.sh) share: a Trainer for a wall-clock budget, and what comes
-back from the machine and how it is reassembled here.
+back from the machine and how it is reassembled here; and the benchmarks' result JSON (written
+atomically, and merged with the rows of an earlier run of the same setting).
 
 The device tool returns at most MAX_FILES files from $OUT, each under 16 MiB and MAX_BYTES in
 all: a large file (an exported model, 10k images) travels as NAME.part0, NAME.part1, ... and
@@ -69,6 +70,18 @@ def write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     os.replace(tmp, path)
+
+
+def earlier_rows(path: Path, setting: dict, redone: list, row_id: str) -> list[dict]:
+    """The rows of an earlier result JSON at `path` that this run does not redo (their
+    `row_id` not in `redone`), provided it was written with the same `setting`."""
+    if not path.is_file():
+        return []
+    old = json.loads(path.read_text())
+    held = {key: old.get(key) for key in setting}
+    if held != setting:
+        raise SystemExit(f"--merge: {path} holds another setting {held}, not {setting}")
+    return [row for row in old["rows"] if row[row_id] not in redone]
 
 
 def parts_needed(nbytes: int) -> int:

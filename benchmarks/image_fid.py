@@ -46,7 +46,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from device_step import fits, join_parts, open_trainer, split_file, sync, train_for, write_json
+from device_step import earlier_rows, fits, join_parts, open_trainer, split_file, sync, train_for, write_json
 from molgen import plotting
 from molgen.diffusion import CountingDenoiser, SamplerConfig
 from molgen.fid import InceptionFeatures, feature_statistics, frechet_distance, reference_statistics
@@ -192,18 +192,6 @@ def reference_label(dataset: str, n: int) -> str:
     return f"{dataset} train[:{n}]"
 
 
-def merged_rows(out: Path, args, names: list[str]) -> list[dict]:
-    """The rows of an earlier run in `out` that this run does not redo."""
-    if not out.is_file():
-        return []
-    old = json.loads(out.read_text())
-    same = (old["checkpoint"], old["n"], old["reference"], old["seed"])
-    ours = (str(args.checkpoint), args.n, reference_label(old["dataset"], args.reference_n), args.seed)
-    if same != ours:
-        raise SystemExit(f"--merge: {out} holds another setting {same}, not {ours}")
-    return [row for row in old["rows"] if row["row"] not in names]
-
-
 def sampler_order(results: list[dict]) -> tuple[list[str], list[str]]:
     """The rows with a published anchor, ordered by our FID and by the published one."""
     ours = {r["row"]: r["fid"] for r in results if r["published_cifar10_fid"] is not None}
@@ -246,7 +234,10 @@ def cmd_score(args) -> None:
           f"FID {floor:.2f}" + (f"; classifier test accuracy {classifier_acc:.4f}" if classes else ""))
 
     rows = sampler_rows(args, trained.sampler, classes)
-    results, done = merged_rows(out, args, [name for name, _ in rows]) if args.merge else [], {}
+    setting = dict(checkpoint=str(args.checkpoint), n=args.n,
+                   reference=reference_label(dataset, args.reference_n), seed=args.seed)
+    results = earlier_rows(out, setting, [name for name, _ in rows], "row") if args.merge else []
+    done = {}
     for name, sampler in rows:
         key = sampler_key(sampler)
         if key in done:  # e.g. "dpmpp_2m:20" after "dpmpp_2m:20 w=0": the same samples

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from device_step import earlier_rows
 from molgen import metrics
 from molgen.qm9 import PROPERTY_NAMES, QM9
 from molgen.regressor import (PropertyRegressor, RegressorConfig, molecules_of, slope_at_fixed_size, split_mae,
@@ -82,21 +83,6 @@ def reference_rows(model: PropertyRegressor, seed: int) -> dict:
             "naive": float((predicted_b - shuffled).abs().mean())}
 
 
-def merged_rows(args, generator_step: int) -> list[dict]:
-    """The rows of an earlier evaluation in args.out, of the same models and sampling, at the
-    guidance scales this run does not redo."""
-    if not args.out.is_file():
-        return []
-    old = json.loads(args.out.read_text())
-    keys = ("generator", "generator_step", "regressor", "n", "seed", "sampler", "steps")
-    ours = dict(generator=str(args.generator), generator_step=generator_step, regressor=str(args.regressor),
-                n=args.n, seed=args.seed, sampler=args.sampler, steps=args.steps)
-    if any(old[k] != ours[k] for k in keys):
-        raise SystemExit(f"--merge: {args.out} holds another evaluation "
-                         f"{ {k: old[k] for k in keys} }, not {ours}")
-    return [row for row in old["rows"] if row["guidance"] not in args.guidance]
-
-
 def evaluate(args) -> None:
     trained = load_trained(args.generator, device=args.device)
     task = trained.task
@@ -109,7 +95,9 @@ def evaluate(args) -> None:
     t_start = time.perf_counter()
     sizes = task.atom_counts(args.n, args.seed)
     targets = task.draw_targets(sizes, args.seed)  # what sample() draws for this seed
-    rows = merged_rows(args, trained.step) if args.merge else []
+    setting = dict(generator=str(args.generator), generator_step=trained.step, regressor=str(args.regressor),
+                   n=args.n, seed=args.seed, sampler=args.sampler, steps=args.steps)
+    rows = earlier_rows(args.out, setting, args.guidance, "guidance") if args.merge else []
     for w in args.guidance:
         sampler = dataclasses.replace(trained.sampler, kind=args.sampler, steps=args.steps, guidance_scale=w)
         start = time.perf_counter()

@@ -1,5 +1,6 @@
 """The benchmarks' device steps, run here on the CPU with a tiny model: what they bring back
-from the lent GPU fits its limits and is reassembled exactly."""
+from the lent GPU fits its limits and is reassembled exactly; a result JSON merges with an
+earlier run of the same setting only."""
 import importlib.util
 import json
 import sys
@@ -64,3 +65,12 @@ def test_image_device_step_on_cpu(tmp_path):
     resumed = torch.load(device_step.join_parts(again, "samples_ddim_3.pt"), weights_only=True)
     first = torch.load(device_step.join_parts(out, "samples_ddim_3_w_0.pt"), weights_only=True)
     assert torch.equal(resumed["images"], first["images"])  # same weights, seed and sampler
+
+
+def test_earlier_rows_keeps_what_is_not_redone_and_refuses_another_setting(tmp_path):
+    path = tmp_path / "result.json"
+    assert device_step.earlier_rows(path, {"n": 10}, [], "row") == []  # no earlier run
+    device_step.write_json(path, {"n": 10, "seed": 0, "rows": [{"row": "a", "fid": 1.0}, {"row": "b", "fid": 2.0}]})
+    assert device_step.earlier_rows(path, {"n": 10, "seed": 0}, ["a"], "row") == [{"row": "b", "fid": 2.0}]
+    with pytest.raises(SystemExit, match="another setting"):
+        device_step.earlier_rows(path, {"n": 20, "seed": 0}, ["a"], "row")
