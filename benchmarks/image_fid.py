@@ -227,8 +227,7 @@ def cmd_score(args) -> None:
     grids.mkdir(parents=True, exist_ok=True)
     inception = InceptionFeatures()
     reference = reference_statistics(dataset, "train", limit=args.reference_n, model=inception)
-    test_images, _ = load_images(dataset, "test")
-    floor = frechet_distance(*feature_statistics(test_images[:args.n], inception), *reference)
+    floor = frechet_distance(*reference_statistics(dataset, "test", limit=args.n, model=inception), *reference)
     classifier, classifier_acc = train_classifier(dataset, classes) if classes else (None, None)
     print(f"{dataset}: reference {args.reference_n} training images; real data floor at N={args.n}: "
           f"FID {floor:.2f}" + (f"; classifier test accuracy {classifier_acc:.4f}" if classes else ""))

