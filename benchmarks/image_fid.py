@@ -295,8 +295,12 @@ def cmd_device(args) -> None:
             sync(device)
             times.append(time.perf_counter() - start)
     nfe_seconds = min(times[1:])
-    row_nfe = sum(s.steps * (2 if s.guidance_scale else 1) for _, s in rows)
-    reserve = 1.3 * row_nfe * math.ceil(args.n / batch) * nfe_seconds + 30
+
+    def row_seconds(sampler: SamplerConfig) -> float:  # with a margin; Heun and CFG take 2 NFE per step
+        nfe = sampler.steps * (2 if sampler.kind == "heun" else 1) * (2 if sampler.guidance_scale else 1)
+        return 1.3 * nfe * math.ceil(args.n / batch) * nfe_seconds
+
+    reserve = sum(row_seconds(s) for _, s in rows) + 30
     train_seconds = max(0.0, min(args.train_seconds, deadline - time.perf_counter() - reserve))
     summary["sampling_probe"] = {"batch": batch, "seconds_per_nfe": nfe_seconds, "reserve": reserve}
     log(f"one NFE on {batch} images {1e3 * nfe_seconds:.1f} ms: {reserve:.0f} s kept for "
@@ -324,7 +328,7 @@ def cmd_device(args) -> None:
             summary["rows"][name] = f"the images of {drawn[key]!r}"
         elif not fits(out, nbytes):
             summary["rows"][name] = "skipped: the files that come back are full"
-        elif time.perf_counter() + 1.3 * sampler.steps * math.ceil(args.n / batch) * nfe_seconds > deadline:
+        elif time.perf_counter() + row_seconds(sampler) > deadline:
             summary["rows"][name] = "skipped: out of time"
         else:
             images, timing = draw(sampler, trained, args.n, args.seed, device, progress=False)
