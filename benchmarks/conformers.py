@@ -10,7 +10,7 @@ than k), and the sanity checks of molgen.conformers.quality on all the conformer
 Datasets:
   platinum  Platinum Diverse 2017_01 (dev part): 2,294 crystal ligand poses,
             $MOLGEN_DATA/conformers/platinum_diverse_2017_01_dev.sdf.gz
-  qm9       the EDM test split of QM9 (molgen.qm9), B3LYP geometries; bonds are perceived
+  qm9       the EDM test split of QM9 (molgen.data.qm9), B3LYP geometries; bonds are perceived
             from the coordinates (rdDetermineBonds), molecules where that fails are skipped
 Methods:
   etkdg                    RDKit ETKDGv3 (randomSeed = --seed + 1; random starting
@@ -45,7 +45,8 @@ from tqdm import tqdm
 
 from molgen.conformers.quality import conformer_quality
 from molgen.conformers.rmsd import heavy_atom_rmsd
-from molgen.qm9 import QM9, default_data_root
+from molgen.data.qm9 import QM9
+from molgen.data.paths import default_data_root
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "conformers.json"

@@ -6,7 +6,7 @@ sampler plus Monte-Carlo noise of the finite sample.  For each sampler and numbe
 evaluations (NFE) we draw N points from the same seeded x_T and measure
 
 * sliced Wasserstein-1 distance to an independent fresh sample of the true mixture (size N),
-* unbiased squared MMD (molgen.stats.mmd_rbf) on the first `--mmd-n` points of both,
+* unbiased squared MMD (molgen.metrics.stats.mmd_rbf) on the first `--mmd-n` points of both,
 * component-weight error: max_k |share of samples whose most responsible component is k - π_k|,
 * wall time of the sampling call,
 
@@ -32,8 +32,8 @@ import torch
 
 from molgen.diffusion import CountingDenoiser, Denoiser, SamplerConfig, make_schedule, sample
 from molgen.diffusion.schedules import SCHEDULES, SPACINGS
-from molgen.stats import mmd_rbf, sliced_wasserstein
-from molgen.toy import ExactEpsModel, mixture_2d
+from molgen.metrics.stats import mmd_rbf, sliced_wasserstein
+from molgen.data.toy import ExactEpsModel, mixture_2d
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "core_samplers.json"
@@ -41,11 +41,11 @@ DEFAULT_NFES = (5, 10, 20, 50, 100, 1000)
 
 # (label, SamplerConfig fields).  NFE -> steps mapping is in `steps_for`.
 SAMPLERS = [
-    ("DDPM (posterior var.)", dict(kind="ddpm", variance="posterior")),
-    ("DDIM eta=0", dict(kind="ddim", eta=0.0)),
+    ("DDPM (posterior var.)", dict(kind="ddpm", options={"variance": "posterior"})),
+    ("DDIM eta=0", dict(kind="ddim", options={"eta": 0.0})),
     ("PF-ODE Euler", dict(kind="euler")),
     ("PF-ODE Heun", dict(kind="heun")),
-    ("Reverse SDE Euler-Maruyama", dict(kind="sde", corrector_steps=0)),
+    ("Reverse SDE Euler-Maruyama", dict(kind="sde", options={"corrector_steps": 0})),
     ("DPM-Solver++(2M)", dict(kind="dpmpp_2m")),
 ]
 
@@ -257,7 +257,8 @@ def main(argv=None):
 
     rk45_rows = []
     for tol in args.rk45_tol:
-        cfg = SamplerConfig(kind="rk45", steps=schedule.T, spacing=args.spacing, rtol=tol, atol=tol)
+        cfg = SamplerConfig(kind="rk45", steps=schedule.T, spacing=args.spacing,
+                            options={"rtol": tol, "atol": tol})
         row = dict(sampler=f"RK45 tol={tol:g}", config=cfg.to_dict(), nominal_nfe=None,
                    steps=cfg.steps, expected_nfe=None, **run_seeds(denoiser, mixture, cfg, seeds, args))
         rk45_rows.append(row)

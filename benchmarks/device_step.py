@@ -31,7 +31,7 @@ def sync(device: torch.device) -> None:
 def open_trainer(experiment: str, device: str, workdir: Path, overrides: list[str]):
     """A single-process Trainer of `experiment` in workdir (resumed when it holds a checkpoint),
     and a description of the device for the summary."""
-    from molgen.training import Trainer, init_distributed, load_config
+    from molgen.train import Trainer, init_distributed, load_config
 
     cfg = load_config([f"experiment={experiment}", f"device={device}", f"out_dir={workdir}",
                        "progress=false", *overrides])
@@ -47,7 +47,7 @@ def open_trainer(experiment: str, device: str, workdir: Path, overrides: list[st
 def train_for(trainer, seconds: float, examples: int) -> dict:
     """Train for `seconds` of wall time (however many steps that is), checkpoint, and return
     the summary of the run: steps, throughput, epochs over `examples` training examples."""
-    from molgen.training import LOG, read_log
+    from molgen.train import LOG, read_log
 
     first, start = trainer.step, time.perf_counter()
     trainer.train(seconds)  # the experiments' `steps` is a ceiling that the clock comes to first

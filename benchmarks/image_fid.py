@@ -3,7 +3,7 @@
 For a checkpoint written by `molgen train` (experiment=mnist, cifar10, ...) this samples
 --n images per row with fixed seeds and reports, per row:
 
-  fid        Fréchet Inception distance (molgen.fid) against the first --reference-n images of
+  fid        Fréchet Inception distance (molgen.metrics.fid) against the first --reference-n images of
              the training split; FID is biased upwards at small N, so only rows of the same N
              compare, and the `real data` row (N test images against the same reference) is
              the score of a perfect model at this N
@@ -49,10 +49,10 @@ from torch import nn
 from device_step import earlier_rows, fits, join_parts, open_trainer, split_file, sync, train_for, write_json
 from molgen import plotting
 from molgen.diffusion import CountingDenoiser, SamplerConfig
-from molgen.fid import InceptionFeatures, feature_statistics, frechet_distance, reference_statistics
-from molgen.images import from_uint8, load_images, to_uint8
-from molgen.qm9 import default_cache_dir
-from molgen.training import CHECKPOINT, LOG, export_model, load_trained, save_checkpoint
+from molgen.metrics.fid import InceptionFeatures, feature_statistics, frechet_distance, reference_statistics
+from molgen.data.images import from_uint8, load_images, to_uint8
+from molgen.data.paths import default_cache_dir
+from molgen.train import CHECKPOINT, LOG, export_model, load_trained, save_checkpoint
 
 HERE = Path(__file__).resolve().parent
 SAMPLERS = ["ddim:10", "ddim:20", "ddim:50", "ddim:100", "dpmpp_2m:10", "dpmpp_2m:20", "heun:25", "ddpm:1000"]
@@ -144,7 +144,7 @@ def sampler_key(sampler: SamplerConfig) -> str:
 
 
 def draw(sampler: SamplerConfig, trained, n: int, seed: int, device="cpu", progress=True) -> tuple[torch.Tensor, dict]:
-    """n images as 8-bit pixels (what FID reads: molgen.fid rounds to them), with the counted
+    """n images as 8-bit pixels (what FID reads: molgen.metrics.fid rounds to them), with the counted
     NFE per image and the wall time per image."""
     counters = []  # one per sampling batch
 
@@ -154,7 +154,7 @@ def draw(sampler: SamplerConfig, trained, n: int, seed: int, device="cpu", progr
 
     sync(torch.device(device))
     start = time.perf_counter()
-    images = trained.task.sample(counted, sampler, n, seed, device, progress=progress)
+    images = trained.task.sample(counted, sampler, n, seed=seed, device=device, progress=progress)
     sync(torch.device(device))
     seconds = time.perf_counter() - start
     per_image = counters[0].nfe * (2 if sampler.guidance_scale else 1)  # CFG: conditional + null

@@ -21,7 +21,7 @@ reports EDM's reference rows, measured with our regressor:
   naive (upper bound) the regressor on 5,000 of D_b's molecules against shuffled values
 
 Each row also gets the slope of the judged value on the requested one at fixed atom count
-(molgen.regressor.slope_at_fixed_size: 1 follows the target, 0 is what the size alone gives),
+(molgen.metrics.regressor.slope_at_fixed_size: 1 follows the target, 0 is what the size alone gives),
 which says whether guidance moves the property toward its target when MAE, which also counts
 the spread, cannot.  Writes benchmarks/results/qm9_conditional.json (--out; with the counts,
 targets and predictions per molecule; --merge keeps the scales not run again) and prints the
@@ -42,11 +42,10 @@ from pathlib import Path
 import torch
 
 from device_step import earlier_rows
-from molgen import metrics
-from molgen.qm9 import PROPERTY_NAMES, QM9
-from molgen.regressor import (PropertyRegressor, RegressorConfig, molecules_of, slope_at_fixed_size, split_mae,
-                              train_regressor)
-from molgen.training import load_trained
+from molgen.metrics import molecules as metrics
+from molgen.data.qm9 import PROPERTY_NAMES, QM9
+from molgen.metrics.regressor import PropertyRegressor, RegressorConfig, molecules_of, slope_at_fixed_size, split_mae, train_regressor
+from molgen.train import load_trained
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results" / "qm9_conditional.json"
@@ -101,8 +100,8 @@ def evaluate(args) -> None:
     for w in args.guidance:
         sampler = dataclasses.replace(trained.sampler, kind=args.sampler, steps=args.steps, guidance_scale=w)
         start = time.perf_counter()
-        molecules = task.sample(trained.denoiser, sampler, args.n, args.seed, args.device,
-                                progress=True, targets=targets)
+        molecules = task.sample(trained.denoiser, sampler, args.n, seed=args.seed,
+                                device=args.device, progress=True, targets=targets)
         seconds = time.perf_counter() - start
         predicted = regressor.predict(molecules)
         stability = metrics.stability(molecules)

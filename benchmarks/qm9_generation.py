@@ -10,7 +10,7 @@ Three steps, each a subcommand:
               validity, valid x unique, novelty against the training split), beside EDM's
               published row, into results/qm9_generation.json and a printed table.
   throughput  here: CPU throughput of the EGNN (experiment=qm9 size) and of the e3nn denoiser
-              (molgen.nequip, default size) per denoiser call, sampling and training, into the
+              (molgen.nn.nequip, default size) per denoiser call, sampling and training, into the
               same JSON under "throughput".
 
     bash benchmarks/gpu.sh python3 benchmarks/qm9_generation.py device --out $OUT   # on the device
@@ -66,8 +66,8 @@ def _label(kind: str, steps: int) -> str:
 
 def _molecule_batch(dataset, rows: torch.Tensor, charges: bool, device):
     """Molecules `rows` of a QM9 split as one packed state and its space, on device."""
-    from molgen.geometry import MoleculeSpace
-    from molgen.qm9 import ATOM_SYMBOLS
+    from molgen.diffusion.spaces import MoleculeSpace
+    from molgen.data.qm9 import ATOM_SYMBOLS
 
     mols = dataset.collate(rows)
     space = MoleculeSpace.from_sizes(mols["n_atoms"], device)
@@ -84,9 +84,9 @@ class _OutOfTime(Exception):
 def cmd_device(args) -> int:
     t_start = time.perf_counter()
     deadline = t_start + args.budget
-    from molgen import metrics
+    from molgen.metrics import molecules as metrics
     from molgen.diffusion import SamplerConfig, log_likelihood
-    from molgen.training import CHECKPOINT, export_model, load_trained, save_checkpoint
+    from molgen.train import CHECKPOINT, export_model, load_trained, save_checkpoint
 
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
@@ -114,7 +114,7 @@ def cmd_device(args) -> int:
     trainer.model.eval()
     n_probe = min(args.sample_batch, args.samples)
     sizes = task.atom_counts(n_probe, args.seed)
-    from molgen.geometry import MoleculeSpace
+    from molgen.diffusion.spaces import MoleculeSpace
     space = MoleculeSpace.from_sizes(sizes, device)
     probe_x = space.noise(torch.empty(int(sizes.sum()), task.num_features + 3, device=device))
     with torch.no_grad():
@@ -183,7 +183,7 @@ def cmd_device(args) -> int:
         sync(device)
         t0 = time.perf_counter()
         molecules = trained.task.sample(trained.denoiser, SamplerConfig(kind=kind, steps=steps),
-                                        n, args.seed, device)
+                                        n, seed=args.seed, device=device)
         sync(device)
         seconds = time.perf_counter() - t0
         per_nfe_molecule = max(per_nfe_molecule, seconds / (steps * n))
@@ -204,7 +204,7 @@ def cmd_device(args) -> int:
 
     # -- PF-ODE NLL of test molecules (Hutchinson trace), stopped at the deadline
     if args.nll_molecules:
-        from molgen.qm9 import QM9
+        from molgen.data.qm9 import QM9
 
         test = QM9("test", source=trained.task.cfg.source)
         rows = torch.arange(min(args.nll_molecules, len(test)))  # the split file's random order
@@ -258,8 +258,8 @@ def train_smiles(cache: Path) -> list[str]:
     """SMILES (EDM's bond rule, largest fragment) of the valid molecules of the train split."""
     if cache.is_file():
         return cache.read_text().split()
-    from molgen import metrics
-    from molgen.qm9 import QM9
+    from molgen.metrics import molecules as metrics
+    from molgen.data.qm9 import QM9
 
     train = QM9("train")
     mols = [(train.positions[a:b], train.atom_types[a:b])
@@ -278,7 +278,7 @@ def _pct(v) -> str:
 
 
 def cmd_metrics(args) -> int:
-    from molgen import metrics
+    from molgen.metrics import molecules as metrics
 
     run = Path(args.run)
     summary = json.loads((run / "summary.json").read_text())
@@ -311,7 +311,7 @@ def cmd_metrics(args) -> int:
     results = _load_results(Path(args.out))
     results.update({
         "protocol": "EDM (Hoogeboom et al. 2022): unconditional QM9, EGNN 9 x 256, polynomial "
-                    "schedule, eps-prediction, EMA weights; metrics by molgen.metrics (EDM's "
+                    "schedule, eps-prediction, EMA weights; metrics by molgen.metrics.molecules (EDM's "
                     "bond rule); novelty against the SMILES of EDM's train split",
         "training": budget, "samples": rows, "nll": summary.get("nll"),
         "edm_published": EDM_ROW, "edm_training": EDM_TRAINING, "data_row_published": DATA_ROW,
@@ -365,9 +365,9 @@ def _time_calls(fn, calls: int) -> list[float]:
 
 def cmd_throughput(args) -> int:
     from molgen.diffusion import diffusion_loss, make_schedule
-    from molgen.molecules import QM9Task
-    from molgen.nequip import NequIP
-    from molgen.training import load_config
+    from molgen.tasks.qm9 import QM9Task
+    from molgen.nn.nequip import NequIP
+    from molgen.train import load_config
 
     cfg = load_config(["experiment=qm9", "device=cpu"])
     task = QM9Task(cfg.task)
@@ -384,7 +384,8 @@ def cmd_throughput(args) -> int:
             opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
             for batch in args.batch:
                 g = torch.Generator().manual_seed(0)
-                x0, space = task.batch(batch, g)
+                data = task.batch(batch, g)
+                x0, space = data.x0, data.space
                 den = task.denoiser(net, schedule, cfg.diffusion.prediction, space)
                 t = torch.full((batch,), 0.5)
                 xt = x0 + 0.5 * space.noise(x0, g)
@@ -431,9 +432,9 @@ def cmd_throughput(args) -> int:
                 "batch / (K x call time); a training step: forward, backward and AdamW of the "
                 "eps loss at random times; after one warm-up call, the fastest of the timed "
                 "calls (all are kept in *_all); the machine is shared, see loadavg",
-        "models": {"egnn": "molgen.egnn.EGNN, experiment=qm9 (hidden 256, 9 layers, fully "
+        "models": {"egnn": "molgen.nn.egnn.EGNN, experiment=qm9 (hidden 256, 9 layers, fully "
                            "connected)",
-                   "nequip": "molgen.nequip.NequIP defaults (32x0e + 8x1o + 8x2e, 3 layers, "
+                   "nequip": "molgen.nn.nequip.NequIP defaults (32x0e + 8x1o + 8x2e, 3 layers, "
                              "lmax 2, fully connected)"},
         "calls": args.calls, "rows": rows,
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0],

@@ -78,7 +78,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     "samples next to the data (PNG); images writes a PNG grid of the first 100 "
                     "images (a class per column for a class-conditional model); qm9 writes the "
                     "molecules to an SDF, with bonds perceived by EDM's distance rule, and an XYZ "
-                    "file beside it.")
+                    "file beside it; conformers writes conformers to an SDF.  --atoms and "
+                    "--target are for qm9 checkpoints, --class for images, --molecules for "
+                    "conformers.")
     smp.add_argument("--checkpoint", required=True, help="checkpoint.pt of a training run")
     smp.add_argument("-o", "--output", default=None,
                      help="file to write (default: the task's samples.png or samples.sdf)")
@@ -95,6 +97,10 @@ def _build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--class", dest="label", type=int, default=None, metavar="K",
                      help="class-conditional images: draw class K only (default: every class "
                           "in turn)")
+    smp.add_argument("--molecules", default=None, metavar="INPUT",
+                     help="conformer models: -n conformers of each molecule of INPUT (a SMILES "
+                          "or a .smi/.sdf file), as `molgen conformers --checkpoint` makes them "
+                          "(default: the held-out crystal ligands, best-of-k RMSD)")
     smp.add_argument("--guidance", type=float, default=None, metavar="W",
                      help="classifier-free guidance scale w, ε̃ = (1 + w) ε(x, c) - w ε(x, ∅) "
                           "(default: the checkpoint's, usually 0)")
@@ -142,14 +148,15 @@ def _add_sampling_args(parser, sampler, steps, n) -> None:
 
 
 def _demo(args) -> int:
-    from .toy import ExactEpsModel, mixture_2d
-    from .toy import evaluate_2d
+    from .data.toy import ExactEpsModel, mixture_2d
+    from .tasks.toy import evaluate_2d
 
     start = time.perf_counter()
     sampler = SamplerConfig(kind=args.sampler, steps=args.steps)
     mixture, schedule = mixture_2d(args.mixture), make_schedule(args.schedule)
     denoiser = Denoiser(ExactEpsModel(mixture, schedule), schedule, "eps")
-    metrics = evaluate_2d(denoiser, mixture, sampler, args.num_samples, args.seed, args.output)
+    metrics = evaluate_2d(denoiser, mixture, sampler, args.num_samples, seed=args.seed,
+                          path=args.output)
     print(f"demo: {args.num_samples} samples of the {args.mixture!r} mixture from its exact "
           f"model, {args.sampler} {args.steps} steps ({args.schedule} schedule): "
           f"{_metrics(metrics)} -> {args.output} ({time.perf_counter() - start:.1f} s)")
@@ -159,7 +166,7 @@ def _demo(args) -> int:
 def _train(args) -> int:
     from omegaconf import OmegaConf
 
-    from .training import load_config, train
+    from .train import load_config, train
 
     cfg = load_config(args.overrides)
     if args.show_config:
@@ -172,35 +179,35 @@ def _train(args) -> int:
     return 0
 
 
+TASK_OPTIONS = {"atoms": "--atoms", "target": "--target", "label": "--class",
+                "molecules": "--molecules"}
+"""The options of Task.evaluate that `molgen sample` sets, and their flags."""
+
+
 def _sample(args) -> int:
     import torch
 
-    from .image_task import ImageTask
-    from .molecules import QM9Task
-    from .training import load_trained
+    from .train import load_trained
 
     if args.num_samples < 1:
         raise ValueError(f"-n must be >= 1, got {args.num_samples}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda, but no CUDA device is available")
     trained = load_trained(args.checkpoint, ema=not args.no_ema, device=torch.device(args.device))
+    options = {key: getattr(args, key) for key in TASK_OPTIONS if getattr(args, key) is not None}
+    unknown = [TASK_OPTIONS[key] for key in options if key not in trained.task.options]
+    if unknown:
+        takes = ", ".join(TASK_OPTIONS[key] for key in trained.task.options) or "none"
+        raise ValueError(f"{', '.join(unknown)} does not apply to a checkpoint of the "
+                         f"{trained.cfg.task.name!r} task (its options: {takes})")
     chosen = {"kind": args.sampler, "steps": args.steps, "spacing": args.spacing,
               "guidance_scale": args.guidance}
     sampler = SamplerConfig.from_dict({**trained.sampler.to_dict(),
                                        **{k: v for k, v in chosen.items() if v is not None}})
     output = args.output or trained.task.samples_file
-    # task-specific options go only to the task that has them
-    options = {"label": args.label} if args.label is not None else {}
-    if options and not isinstance(trained.task, ImageTask):
-        raise ValueError("--class is for class-conditional image checkpoints")
-    if args.target is not None:
-        if not isinstance(trained.task, QM9Task):
-            raise ValueError("--target is for property-conditioned QM9 checkpoints")
-        options["target"] = args.target
     start = time.perf_counter()
-    metrics = trained.task.evaluate(trained.denoiser, sampler, args.num_samples, args.seed,
-                                    output, args.device, progress=True, atoms=args.atoms,
-                                    **options)
+    metrics = trained.task.evaluate(trained.denoiser, sampler, args.num_samples, seed=args.seed,
+                                    path=output, device=args.device, progress=True, **options)
     seconds = time.perf_counter() - start
     print(f"sample: {args.num_samples} samples from {args.checkpoint} (step {trained.step}"
           f"{', raw weights' if args.no_ema else ', EMA'}), {sampler.kind} {sampler.steps} steps "
@@ -211,11 +218,10 @@ def _sample(args) -> int:
 
 def _conformers(args) -> int:
     import torch
-    from rdkit import Chem
     from tqdm.auto import tqdm
 
-    from .conformers.api import ConformerModel, generate_conformers
-    from .conformers.inputs import ConformerInputError, read_inputs
+    from .conformers.api import ConformerModel, write_conformers
+    from .conformers.inputs import read_inputs
 
     if args.num_samples < 1:
         raise ValueError(f"-n must be >= 1, got {args.num_samples}")
@@ -229,29 +235,14 @@ def _conformers(args) -> int:
     SamplerConfig.from_dict({k: v for k, v in chosen.items() if v is not None})  # fail early
     start = time.perf_counter()
     entries = read_inputs(args.input)
-    model = ConformerModel.load(args.checkpoint)
-    failed = written = 0
-    # one molecule per call: its failure is its own (ConformerInputError), and the SDF grows
-    # as the bar advances
-    with open(args.output, "w") as handle, Chem.SDWriter(handle) as writer:
-        for name, mol in tqdm(entries, desc="conformers", unit="mol"):
-            try:
-                if isinstance(mol, ConformerInputError):
-                    raise mol
-                mol = generate_conformers(mol, args.num_samples, seed=args.seed,
-                                          sampler=args.sampler, steps=args.steps,
-                                          relax=args.relax, prune_rms=args.prune, model=model)
-            except ConformerInputError as exc:
-                tqdm.write(f"molgen: {name}: {_one_line(exc)}", file=sys.stderr)
-                failed += 1
-                continue
-            mol.SetProp("_Name", name)
-            for index, conformer in enumerate(mol.GetConformers()):
-                mol.SetIntProp("conformer", index)
-                if conformer.HasProp("energy"):
-                    mol.SetProp("energy", f"{conformer.GetDoubleProp('energy'):.4f}")
-                writer.write(mol, confId=conformer.GetId())
-                written += 1
+
+    def report(name, exc):
+        tqdm.write(f"molgen: {name}: {_one_line(exc)}", file=sys.stderr)
+
+    failed, written = write_conformers(
+        entries, args.output, args.num_samples, on_error=report, model=ConformerModel.load(args.checkpoint),
+        seed=args.seed, sampler=args.sampler, steps=args.steps, relax=args.relax,
+        prune_rms=args.prune)
     print(f"conformers: {len(entries) - failed} molecules"
           f"{f' ({failed} failed)' if failed else ''}, {written} conformers in "
           f"{time.perf_counter() - start:.1f} s -> {args.output}")
@@ -264,6 +255,7 @@ METRIC_FORMATS = {  # how the metrics of each task read in a line, in this order
     "validity": "validity {:.3f}", "uniqueness": "uniqueness {:.3f}",
     "pixel_mean": "pixel mean {:.3f}", "pixel_std": "pixel std {:.3f}",
     "clipped": "outside [-1, 1] {:.4f}",
+    "molecules": "{} molecules", "failed": "{} failed", "conformers": "{} conformers",
 }
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from molgen.images import to_uint8
+from .data.images import to_uint8
 
 
 def scatter_png(path: str | os.PathLike, samples: torch.Tensor, reference: torch.Tensor, *,

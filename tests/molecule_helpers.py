@@ -6,8 +6,8 @@ import importlib.util
 import pytest
 import torch
 
-from molgen import qm9
-from molgen.geometry import POS, MoleculeSpace
+from molgen.data import qm9
+from molgen.diffusion.spaces import POS, MoleculeSpace
 
 f64 = torch.float64
 needs_qm9 = pytest.mark.skipif(

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from molgen.cli import main
-from molgen.training import CONFIG_DIR
+from molgen.train import CONFIG_DIR
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

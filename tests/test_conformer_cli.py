@@ -6,7 +6,7 @@ from rdkit import Chem
 
 from molgen.conformers.api import ConformerModel
 from molgen.conformers.model import TorsionNet
-from molgen.geometry import molecule_denoiser
+from molgen.diffusion.denoiser import graph_denoiser
 from molgen.diffusion import SamplerConfig, make_schedule
 from test_cli import run  # main(args) → (exit status, stdout, stderr)
 
@@ -15,7 +15,7 @@ from test_cli import run  # main(args) → (exit status, stdout, stderr)
 def loaded(monkeypatch) -> list:
     """ConformerModel.load gives the small model and records the paths it was asked for."""
     net, schedule = TorsionNet(hidden=8, layers=1, rbf=4), make_schedule("cosine")
-    model = ConformerModel(lambda space: molecule_denoiser(net, schedule, space, "v"),
+    model = ConformerModel(lambda space: graph_denoiser(net, schedule, space, "v"),
                            SamplerConfig(kind="ddim", steps=2), max_atoms=40)
     paths = []
     monkeypatch.setattr(ConformerModel, "load",

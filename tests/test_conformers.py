@@ -14,11 +14,11 @@ from molgen.conformers.api import ConformerModel, add_conformers, etkdg_params, 
 from molgen.conformers.featurize import molecule_graph
 from molgen.conformers.inputs import ConformerInputError
 from molgen.conformers.model import Conformer, ConformerSpace, TorsionNet
-from molgen.geometry import molecule_denoiser
+from molgen.diffusion.denoiser import graph_denoiser
 from molgen.conformers.rmsd import heavy_atom_rmsd
 from molgen.conformers.torsions import TorsionBatch, dihedrals, find_torsions
 from molgen.diffusion import SamplerConfig, make_schedule
-from molgen.qm9 import default_data_root
+from molgen.data.paths import default_data_root
 from test_training import check_killed_run_resumes_exactly
 
 STEREO = "C/C=C/C[C@H](N)c1ccccc1OC[C@@H](O)CC(=O)N(C)C"  # E double bond, two centres
@@ -126,7 +126,7 @@ def small_model() -> ConformerModel:
     """An untrained small model: enough for what the API guarantees whatever the weights."""
     torch.manual_seed(0)
     net, schedule = TorsionNet(hidden=8, layers=1, rbf=4).eval(), make_schedule("cosine")
-    return ConformerModel(lambda space: molecule_denoiser(net, schedule, space, "v"),
+    return ConformerModel(lambda space: graph_denoiser(net, schedule, space, "v"),
                           SamplerConfig(kind="dpmpp_2m", steps=3), max_atoms=60)
 
 

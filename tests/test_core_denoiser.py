@@ -9,7 +9,7 @@ from molgen.diffusion import (PREDICTIONS, CFGDenoiser, ClassifierGuidedDenoiser
                               diffusion_loss, drop_condition, loss_weight, make_schedule,
                               to_x0_eps)
 from molgen.diffusion.losses import vlb_x0_weight
-from molgen.toy import ExactEpsModel, GaussianMixture, mixture_2d
+from molgen.data.toy import ExactEpsModel, GaussianMixture, mixture_2d
 
 f64 = torch.float64
 

@@ -4,7 +4,7 @@ import math
 import torch
 
 from molgen.diffusion import Denoiser, LinearSchedule, VPSDESchedule, ZeroMeanSpace, log_likelihood
-from molgen.toy import ExactEpsModel, GaussianMixture
+from molgen.data.toy import ExactEpsModel, GaussianMixture
 
 f64 = torch.float64
 MU = torch.tensor([0.5, -1.0], dtype=f64)

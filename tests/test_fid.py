@@ -7,7 +7,8 @@ import pytest
 import scipy.linalg
 import torch
 
-from molgen import fid, images
+from molgen.metrics import fid
+from molgen.data import images
 
 N = 64
 

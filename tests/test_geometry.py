@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from molgen.diffusion import CFGDenoiser, LinearSchedule, SamplerConfig, diffusion_loss, log_likelihood, sample
-from molgen.egnn import EGNN
-from molgen.geometry import POS, MoleculeSpace, fully_connected_edges, molecule_denoiser, radius_edges
+from molgen.nn.egnn import EGNN
+from molgen.diffusion.spaces import POS, MoleculeSpace
+from molgen.nn.graphs import fully_connected_edges, radius_edges
+from molgen.diffusion.denoiser import graph_denoiser
 
 from molecule_helpers import F, com, f64, gen, shuffled_space, state, symmetry_errors
 
@@ -108,7 +110,7 @@ def _molecules(cond_dim=0):
 def test_core_samplers_run_unchanged_on_molecules(kind):
     space, net, sch = _molecules()
     x_T = space.noise(torch.empty(15, POS + F, dtype=f64), gen(4))
-    x = sample(molecule_denoiser(net, sch, space), x_T, SamplerConfig(kind, steps=10))
+    x = sample(graph_denoiser(net, sch, space), x_T, SamplerConfig(kind, steps=10))
     assert x.shape == x_T.shape and bool(x.isfinite().all())
     assert float(com(space, x).abs().max()) < 1e-10 * float(x.abs().max())
 
@@ -116,7 +118,7 @@ def test_core_samplers_run_unchanged_on_molecules(kind):
 def test_diffusion_loss_trains_the_egnn():
     space, net, sch = _molecules()
     x0 = space.project(state(space))
-    loss = diffusion_loss(molecule_denoiser(net, sch, space), x0, generator=gen(5))
+    loss = diffusion_loss(graph_denoiser(net, sch, space), x0, generator=gen(5))
     assert loss.shape == (3,)
     loss.mean().backward()
     grads = [p.grad for p in net.parameters()]
@@ -132,7 +134,7 @@ def test_cfg_on_a_graph_batch_is_one_forward_of_both_passes():
         rows.append(len(x))
         return net(x, t, cond, space=space)
 
-    den = molecule_denoiser(counting, sch, space)
+    den = graph_denoiser(counting, sch, space)
     x, c, null = space.project(state(space)), torch.randn(3, 2, dtype=f64), torch.zeros(2, dtype=f64)
     t = torch.tensor([0.3, 0.6, 0.8], dtype=f64)
     x0, eps = CFGDenoiser(den, 2.0, null)(x, t, c)
@@ -155,7 +157,7 @@ def test_exact_likelihood_counts_the_com_free_dimensions():
         return space.project(s * (x - a * mean) / (a**2 * scale**2 + s**2))
 
     x = space.project(mean + scale * torch.randn(10, POS + 2, generator=gen(6), dtype=f64))
-    out = log_likelihood(molecule_denoiser(lambda x, t, space: exact_eps(x, t), sch, space), x, trace="exact")
+    out = log_likelihood(graph_denoiser(lambda x, t, space: exact_eps(x, t), sch, space), x, trace="exact")
     z = (x - mean) / scale
     expected = -0.5 * space.sum(z**2) - space.sum(torch.log(scale).expand_as(x)) \
         - 0.5 * space.dim(x) * math.log(2 * math.pi)

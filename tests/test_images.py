@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from molgen import images
+from molgen.data import images
 
 
 def _skip_unless_package(package, relative):

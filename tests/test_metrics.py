@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from molgen import metrics, qm9
+from molgen.metrics import molecules as metrics
+from molgen.data import qm9
 
 pytest.importorskip("rdkit")
 

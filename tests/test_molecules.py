@@ -4,7 +4,7 @@ XYZ files RDKit reads back."""
 import pytest
 import torch
 
-from molgen.training import CHECKPOINT, load_checkpoint, load_config, train
+from molgen.train import CHECKPOINT, load_checkpoint, load_config, train
 
 from molecule_helpers import com, gen, needs_qm9, shuffled_space, state
 from test_cli import run
@@ -31,12 +31,12 @@ def test_subset_takes_whole_molecules_of_an_unsorted_batch():
 
 @needs_qm9
 def test_batches_are_centred_molecules_drawn_from_the_generator(cache):
-    from molgen.molecules import QM9Config, QM9Task
+    from molgen.tasks.qm9 import QM9Config, QM9Task
 
     task = QM9Task(QM9Config(name="qm9", hidden=8, layers=1, charges=True, source="qm9pack",
                              sample_batch=4))
-    x, space = task.batch(6, gen(0))
-    again, _ = task.batch(6, gen(0))
+    batch = task.batch(6, gen(0))
+    x, space, again = batch.x0, batch.space, task.batch(6, gen(0)).x0
     assert torch.equal(x, again) and space.num_graphs == 6 and x.shape == (len(space.batch), 9)
     assert float(com(space, x).abs().max()) < 1e-4  # CoM-free
     assert set(x[:, 3:8].unique().tolist()) == {0.0, 0.25}  # EDM-scaled one-hot
@@ -98,7 +98,7 @@ def test_atoms_with_a_toy_checkpoint_is_an_error(capsys, tmp_path):
                        "eval_samples=8", "sampler.steps=2", f"out_dir={tmp_path}"]))
     code, _, err = run(capsys, "sample", "--checkpoint", tmp_path / CHECKPOINT, "--atoms", 9,
                        "-o", tmp_path / "x.png")
-    assert code == 2 and "not molecules" in err
+    assert code == 2 and "--atoms does not apply" in err and "toy2d" in err
 
 
 # -- property-conditioned design (task.condition) -------------------------------------------------
@@ -113,7 +113,7 @@ def conditional_checkpoint(cache, tmp_path_factory):
 
 
 def conditional_task(cond_drop: float = 0.5):
-    from molgen.molecules import QM9Config, QM9Task
+    from molgen.tasks.qm9 import QM9Config, QM9Task
 
     return QM9Task(QM9Config(name="qm9", hidden=8, layers=1, charges=True, source="qm9pack",
                              sample_batch=4, condition="alpha", cond_drop=cond_drop))
@@ -122,16 +122,18 @@ def conditional_task(cond_drop: float = 0.5):
 @needs_qm9
 def test_conditional_batches_carry_normalized_targets_and_null_conditions(cache):
     task = conditional_task()
-    x, space = task.batch(64, gen(0))
+    batch = task.batch(64, gen(0))
     targets = task.property_targets()
     # EDM's protocol: the generator sees the second half of the train split only
     assert torch.equal(task.rows, torch.arange(50_000, 100_000)) and len(targets["values"]) == 50_000
     assert float(targets["mad"]) == pytest.approx(float((targets["values"] - targets["mean"]).abs().mean()))
-    null = space.cond[:, 1] == 0
-    assert 16 < int(null.sum()) < 48 and torch.equal(space.cond[null], torch.zeros(int(null.sum()), 2))
-    assert torch.all(space.cond[~null, 1] == 1) and space.cond[~null, 0].abs().max() < 20
-    part, rows = space.subset(10, 20)  # the Trainer's micro-batches take their conditions along
-    assert torch.equal(part.cond, space.cond[10:20]) and part.num_graphs == 10
+    cond = batch.cond
+    null = cond[:, 1] == 0
+    assert 16 < int(null.sum()) < 48 and torch.equal(cond[null], torch.zeros(int(null.sum()), 2))
+    assert torch.all(cond[~null, 1] == 1) and cond[~null, 0].abs().max() < 20
+    part, rows = batch.subset(10, 20)  # the Trainer's micro-batches take their conditions along
+    assert torch.equal(part.cond, cond[10:20]) and part.space.num_graphs == 10
+    assert torch.equal(part.x0, batch.x0[rows])
 
 
 @needs_qm9

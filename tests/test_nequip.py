@@ -1,4 +1,4 @@
-"""The tensor-product denoiser (molgen.nequip) as a drop-in for the EGNN: E(3) symmetry with
+"""The tensor-product denoiser (molgen.nn.nequip) as a drop-in for the EGNN: E(3) symmetry with
 parity, permutations, CoM-free positions, continuity at the cutoff, the core's sampler and
 loss, and torch.compile."""
 import time
@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from molgen.diffusion import LinearSchedule, SamplerConfig, diffusion_loss, sample
-from molgen.geometry import POS, MoleculeSpace, molecule_denoiser
-from molgen.nequip import NequIP
+from molgen.diffusion.spaces import POS, MoleculeSpace
+from molgen.diffusion.denoiser import graph_denoiser
+from molgen.nn.nequip import NequIP
 
 from molecule_helpers import F, com, f64, gen, shuffled_space, state, symmetry_errors
 
@@ -63,14 +64,14 @@ def _molecules():
 def test_core_sampler_runs_on_molecules():
     space, net, sch = _molecules()
     x_T = space.noise(torch.empty(15, POS + F, dtype=f64), gen(4))
-    x = sample(molecule_denoiser(net, sch, space), x_T, SamplerConfig("dpmpp_2m", steps=5))
+    x = sample(graph_denoiser(net, sch, space), x_T, SamplerConfig("dpmpp_2m", steps=5))
     assert x.shape == x_T.shape and bool(x.isfinite().all())
     assert float(com(space, x).abs().max()) < 1e-10 * float(x.abs().max())
 
 
 def test_diffusion_loss_trains_every_parameter():
     space, net, sch = _molecules()
-    loss = diffusion_loss(molecule_denoiser(net, sch, space), space.project(state(space)), generator=gen(5))
+    loss = diffusion_loss(graph_denoiser(net, sch, space), space.project(state(space)), generator=gen(5))
     loss.mean().backward()
     for name, p in net.named_parameters():
         assert p.grad is not None and bool(p.grad.isfinite().all()), name

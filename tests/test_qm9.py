@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from molgen import qm9
+from molgen.data import qm9
 
 needs_split = pytest.mark.skipif(not (qm9.default_data_root() / qm9.SPLIT_FILE).is_file(),
                                  reason="EDM split file absent (set MOLGEN_DATA)")

@@ -3,8 +3,7 @@ training run that resumes exactly, and the slope statistic of the conditional ta
 import pytest
 import torch
 
-from molgen.regressor import (REGRESSOR, PropertyRegressor, RegressorConfig, slope_at_fixed_size,
-                              train_regressor)
+from molgen.metrics.regressor import REGRESSOR, PropertyRegressor, RegressorConfig, slope_at_fixed_size, train_regressor
 
 from molecule_helpers import gen, needs_qm9, orthogonal, shuffled_space
 
@@ -30,7 +29,7 @@ def test_regressor_is_invariant_to_rigid_motions_and_atom_order(proper):
 
 @needs_qm9
 def test_tiny_regressor_run_resumes_exactly_and_predicts_in_edm_units(cache, tmp_path, monkeypatch):
-    import molgen.regressor as regressor
+    import molgen.metrics.regressor as regressor
 
     cfg = RegressorConfig("alpha", steps=6, **TINY)
     whole = train_regressor(cfg, tmp_path / "a", progress=False, checkpoint_every=2)

@@ -16,12 +16,10 @@ import torch
 from torch import nn
 
 from molgen.diffusion import SamplerConfig
-from molgen.stats import mmd_rbf
-from molgen.toy import Toy2dConfig, mixture_2d
-from molgen.training import (CHECKPOINT, CONFIG_DIR, EMA, LOG, TASKS, ConfigError, Trainer,
-                             config_from_dict, load_checkpoint, load_config, make_optimizer,
-                             read_log, rng_state, save_checkpoint, set_rng_state, step_generator,
-                             train)
+from molgen.metrics.stats import mmd_rbf
+from molgen.tasks.toy import Toy2dConfig
+from molgen.data.toy import mixture_2d
+from molgen.train import CHECKPOINT, CONFIG_DIR, EMA, LOG, TASKS, ConfigError, Trainer, config_from_dict, load_checkpoint, load_config, make_optimizer, read_log, rng_state, save_checkpoint, set_rng_state, step_generator, train
 
 # a small, fast configuration for everything but the quality test
 SMALL = ["progress=false", "task.hidden=32", "task.layers=2", "batch_size=64",
@@ -44,7 +42,7 @@ def test_default_config_is_typed_and_complete():
     assert isinstance(cfg.task, Toy2dConfig) and isinstance(cfg.sampler, SamplerConfig)
     assert isinstance(cfg.optim.lr, float) and isinstance(cfg.steps, int)
     # every sampler setting is in the yaml, so every one can be overridden without '+'
-    assert load_config(["sampler.eta=0.5", "sampler.kind=ddim"]).sampler.eta == 0.5
+    assert load_config(["+sampler.options.eta=0.5", "sampler.kind=ddim"]).sampler.options == {"eta": 0.5}
     assert config_from_dict(dataclasses.asdict(cfg)) == cfg
 
 
@@ -163,7 +161,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
 KILL_AT = textwrap.dedent("""
     import os, signal, sys
-    from molgen import training
+    from molgen import train as training
     from molgen.cli import main
     step = training.Trainer.train_step
     def train_step(self, n):

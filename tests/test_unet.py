@@ -1,4 +1,4 @@
-"""The image U-Net (molgen.unet) and the image task: shapes, conditioning, gradients, and the
+"""The image U-Net (molgen.nn.unet) and the image task: shapes, conditioning, gradients, and the
 digits_tiny experiment through training, exact resume and `molgen sample`."""
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import torch
 from PIL import Image
 
 from molgen.cli import main
-from molgen.image_task import LabeledSpace
-from molgen.training import CHECKPOINT, Trainer, load_checkpoint, load_config, train
-from molgen.unet import UNet, group_norm
+from molgen.train import CHECKPOINT, Trainer, load_checkpoint, load_config, train
+from molgen.nn.unet import UNet, group_norm
 from test_training import check_killed_run_resumes_exactly
 
 TINY = ["experiment=digits_tiny", "progress=false"]
@@ -92,14 +91,15 @@ needs_digits = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
 
 @needs_digits
 def test_labels_travel_with_micro_batches(tmp_path):
-    """Gradient accumulation over 2 micro-batches equals the full batch: each micro-batch's
-    LabeledSpace holds its own slice of the labels."""
+    """Gradient accumulation over 2 micro-batches equals the full batch: each micro-batch
+    holds its own slice of the labels (Batch.subset)."""
     grads = []
     for accum in (1, 2):
         trainer = Trainer(load_config([*TINY, f"out_dir={tmp_path / str(accum)}",
                                        f"accum={accum}", "resume=false"]))
-        x0, space = trainer.task.batch(32, torch.Generator().manual_seed(0))
-        assert isinstance(space, LabeledSpace) and space.labels.shape == (32,)
+        batch = trainer.task.batch(32, torch.Generator().manual_seed(0))
+        x0, labels = batch.x0, batch.cond
+        assert labels.shape == (32,) and torch.equal(batch.subset(8, 16)[0].cond, labels[8:16])
         assert x0.shape == (32, 1, 8, 8) and x0.min() >= -1 and x0.max() <= 1
         trainer.train_step(1)
         grads.append([p.grad.clone() for p in trainer.model.parameters()])
@@ -151,7 +151,7 @@ def test_sample_writes_a_png_grid(capsys, tmp_path, checkpoint, args, size):
 
 @pytest.mark.parametrize("args, message", [
     (["--class", 10], "class 10 is not one of the model's 0..9"),
-    (["--atoms", 5], "no atom count"),
+    (["--atoms", 5], "--atoms does not apply to a checkpoint of the 'images' task"),
 ])
 def test_bad_image_sample_input_is_one_line_error(capsys, tmp_path, checkpoint, args, message):
     code = main([str(a) for a in ["sample", "--checkpoint", checkpoint, "-n", 2,

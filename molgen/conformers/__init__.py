@@ -1,7 +1,7 @@
 """Conformer generation: SMILES or RDKit molecules in, RDKit molecules with 3D conformers out
 (`generate_conformers`; the shell's `molgen conformers`).
 
-The names below load on first use: `molgen.training` imports the training task from this
+The names below load on first use: `molgen.train` imports the training task from this
 package, and a toy run should not pay for importing RDKit and torch-geometric.
 """
 import importlib

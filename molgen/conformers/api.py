@@ -26,7 +26,7 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 from tqdm.auto import tqdm
 
-from ..diffusion import SamplerConfig, q_sample, sample
+from ..diffusion import SamplerConfig, sample_in_batches
 from .featurize import molecule_graph
 from .inputs import ConformerInputError, name_of, to_molecule
 from .model import Conformer, ConformerSpace
@@ -58,7 +58,7 @@ def embed(mol: Chem.Mol, num: int, seed: int) -> list[torch.Tensor]:
     return positions
 
 
-def sample_conformers(conformers: list[Conformer], denoiser_for, sampler: SamplerConfig,
+def sample_conformers(conformers: list[Conformer], denoiser_for, sampler: SamplerConfig, *,
                       seed: int, batch_size: int = 256, device="cpu", clash_steps: int = 0,
                       progress: bool = False) -> list[torch.Tensor]:
     """Sample the torsions of each conformer (a graph with ≥ 1 torsion and a local structure)
@@ -67,21 +67,18 @@ def sample_conformers(conformers: list[Conformer], denoiser_for, sampler: Sample
     With sampler.start < 1 the sampler refines the local structure's own torsions noised to
     that time (SDEdit) instead of starting from noise.  clash_steps > 0: the sampled torsions
     are then turned away from steric clashes (ConformerSpace.positions)."""
-    generator = torch.Generator(device).manual_seed(seed)
-    out = []
-    with tqdm(total=len(conformers), desc="conformers", unit="conf", disable=not progress) as bar:
-        for start in range(0, len(conformers), batch_size):
-            space = ConformerSpace(conformers[start:start + batch_size], device)
-            denoiser = denoiser_for(space)
-            x = space.noise(torch.empty((len(space.batch), 2), device=device), generator)
-            if sampler.start < 1:
-                t = torch.full((space.num_graphs,), sampler.start, dtype=torch.float64, device=device)
-                x = q_sample(denoiser.schedule, space.data().to(x), t, x, space)
-            x = sample(denoiser, x, sampler, generator=generator)
-            sizes = [c.graph.num_atoms for c in space.conformers]
-            out += space.positions(x, clash_steps).cpu().split(sizes)
-            bar.update(len(space.conformers))
-    return out
+    def layout(chunk):
+        space = ConformerSpace(chunk, device)
+        return space, (len(space.batch), 2)
+
+    def readout(space: ConformerSpace, x: torch.Tensor):
+        sizes = [c.graph.num_atoms for c in space.conformers]
+        return list(space.positions(x, clash_steps).cpu().split(sizes))
+
+    return sample_in_batches(denoiser_for, conformers, sampler, layout=layout,
+                             batch_size=batch_size, seed=seed, init=ConformerSpace.data,
+                             readout=readout, device=device, progress=progress,
+                             desc="conformers", unit="conf")
 
 
 @dataclass
@@ -98,7 +95,7 @@ class ConformerModel:
         """The model in a molgen checkpoint (or exported model file); the shipped one if None."""
         if path is None:
             return _default_model()
-        from ..training import load_trained
+        from ..train import load_trained
 
         trained = load_trained(path)
         if trained.cfg.task.name != "conformers":
@@ -177,8 +174,8 @@ def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
     if jobs:
         with torch.no_grad():
             positions = sample_conformers([c for _, c in jobs], model.denoiser_for,
-                                          sampler_config, seed, batch_size, clash_steps=clash_steps,
-                                          progress=progress)
+                                          sampler_config, seed=seed, batch_size=batch_size,
+                                          clash_steps=clash_steps, progress=progress)
         for i in sorted({i for i, _ in jobs}):
             add_conformers(mols[i], [p for (j, _), p in zip(jobs, positions) if j == i])
             if oversample > 1:
@@ -209,3 +206,33 @@ def _finish(mol: Chem.Mol, relax: str | None, prune_rms: float | None, single: b
         warnings.warn(str(exc), stacklevel=3)
         return None
     return mol
+
+
+def write_conformers(entries, path: str | os.PathLike, num_confs: int, *,
+                     on_error=None, progress: bool = True, **options) -> tuple[int, int]:
+    """Generate num_confs conformers for each (name, Mol or ConformerInputError) of `entries`
+    (molgen.conformers.inputs.read_inputs) and write them to the SDF at `path`, one record per
+    conformer: the title is the molecule's name, the properties its conformer index and,
+    when relaxed, its energy in kcal/mol.  One molecule per call of generate_conformers
+    (with **options), so that a failure is its own: on_error(name, exc) hears of it and the
+    others are still written.  Returns (molecules that failed, conformers written)."""
+    failed = written = 0
+    with open(path, "w") as handle, Chem.SDWriter(handle) as writer:
+        for name, mol in tqdm(entries, desc="conformers", unit="mol", disable=not progress):
+            try:
+                if isinstance(mol, ConformerInputError):
+                    raise mol
+                mol = generate_conformers(mol, num_confs, **options)
+            except ConformerInputError as exc:
+                if on_error is not None:
+                    on_error(name, exc)
+                failed += 1
+                continue
+            mol.SetProp("_Name", name)
+            for index, conformer in enumerate(mol.GetConformers()):
+                mol.SetIntProp("conformer", index)
+                if conformer.HasProp("energy"):
+                    mol.SetProp("energy", f"{conformer.GetDoubleProp('energy'):.4f}")
+                writer.write(mol, confId=conformer.GetId())
+                written += 1
+    return failed, written

@@ -26,7 +26,7 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem import AllChem
 from tqdm.auto import tqdm
 
-from ..qm9 import default_cache_dir, default_data_root
+from ..data.paths import default_cache_dir, default_data_root
 from .featurize import ELEMENTS
 
 TRAINING_FILES = ("conformers/pubLigsNeutralGoodDensity.sdf.gz",

@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from ..geometry import GraphSpace
-from ..networks import mlp, sinusoidal_embedding
+from ..diffusion.spaces import GraphSpace
+from ..nn.layers import mlp, sinusoidal_embedding
 from .featurize import ATOM_DIM, PAIR_DIM, PRIOR_TERMS, MoleculeGraph, molecule_graph
 from .torsions import TorsionBatch, dihedrals, relieve_clashes
 

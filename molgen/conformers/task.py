@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from omegaconf import MISSING
 
-from ..diffusion import SamplerConfig
+from ..diffusion import SamplerConfig, graph_denoiser
+from ..train.task import Batch
 
 
 @dataclass
@@ -38,8 +39,12 @@ class ConformerTaskConfig:
 
 
 class ConformerTask:
+    """The torsion model (molgen.conformers.model) trained on crystal ligands (see the module
+    docstring); `evaluate` samples held-out ligands, or conformers of given molecules."""
+
     Config = ConformerTaskConfig
     samples_file = "samples.sdf"
+    options = ("molecules",)
 
     def __init__(self, cfg: ConformerTaskConfig):
         self.cfg = cfg
@@ -90,17 +95,15 @@ class ConformerTask:
 
         return TorsionNet(self.cfg.hidden, self.cfg.layers, self.cfg.rbf, self.cfg.cutoff)
 
-    def batch(self, n: int, generator: torch.Generator):
+    def batch(self, n: int, generator: torch.Generator) -> Batch:
         from .model import ConformerSpace
 
         train = self.split()[0]
         space = ConformerSpace([train[i] for i in torch.randint(len(train), (n,), generator=generator)])
-        return space.data(), space
+        return Batch(space.data(), space)
 
     def denoiser(self, net, schedule, prediction: str, space):
-        from ..geometry import molecule_denoiser
-
-        return molecule_denoiser(net, schedule, space, prediction)
+        return graph_denoiser(net, schedule, space, prediction)
 
     def state_dict(self) -> dict:
         return {}
@@ -108,14 +111,20 @@ class ConformerTask:
     def load_state_dict(self, state: dict) -> None:
         pass
 
-    def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, seed: int,
-                 path: str | os.PathLike | None = None, device="cpu", progress: bool = False) -> dict:
-        """Best-of-k heavy-atom RMSD to the crystal for n held-out ligands (k = cfg.eval_k),
-        for the model (on ETKDGv3 local structures) and for ETKDGv3 itself; with `path`, the
-        model's conformers are written to that SDF."""
+    def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, *, seed: int,
+                 path: str | os.PathLike | None = None, device="cpu", progress: bool = False,
+                 molecules: str | None = None) -> dict:
+        """Without `molecules`: best-of-k heavy-atom RMSD to the crystal for n held-out ligands
+        (k = cfg.eval_k), for the model (on ETKDGv3 local structures, as generate_conformers
+        samples) and for ETKDGv3 itself; the model's conformers go to the SDF at `path`.
+        With `molecules` (a SMILES, or a .smi/.sdf file of them): n conformers of each,
+        written to `path` as `molgen conformers` writes them."""
+        if molecules is not None:
+            return self._conformers_of(molecules, denoiser_for, sampler, n, seed=seed, path=path,
+                                       progress=progress)
         from rdkit import Chem
 
-        from .api import add_conformers, embed, sample_conformers
+        from .api import CLASH_STEPS, add_conformers, embed, sample_conformers
         from .model import Conformer
         from .rmsd import heavy_atom_rmsd
 
@@ -128,8 +137,9 @@ class ConformerTask:
             jobs += [Conformer(conformer.graph, structures[j % len(structures)].float())
                      for j in range(k)]
         with torch.no_grad():
-            positions = sample_conformers(jobs, denoiser_for, sampler, seed, self.cfg.sample_batch,
-                                          device, progress)
+            positions = sample_conformers(jobs, denoiser_for, sampler, seed=seed,
+                                          batch_size=self.cfg.sample_batch, device=device,
+                                          clash_steps=CLASH_STEPS, progress=progress)
         best = {"model": [], "etkdg": []}
         writer = Chem.SDWriter(str(path)) if path is not None else None
         for m, ((_, crystal), structures) in enumerate(zip(held_out, etkdg)):
@@ -145,3 +155,16 @@ class ConformerTask:
             writer.close()
         return {f"{key}_best_of_{k}_rmsd_median": float(np.median(v)) for key, v in best.items()} | \
             {f"{key}_best_of_{k}_within_1A": float(np.mean(np.array(v) <= 1.0)) for key, v in best.items()}
+
+    def _conformers_of(self, molecules: str, denoiser_for, sampler: SamplerConfig, n: int, *,
+                       seed: int, path, progress: bool) -> dict:
+        from .api import ConformerModel, write_conformers
+        from .inputs import read_inputs
+
+        if path is None:
+            raise ValueError("conformers of given molecules need a file to be written to")
+        entries = read_inputs(molecules)
+        model = ConformerModel(denoiser_for, sampler, self.cfg.max_atoms)
+        failed, written = write_conformers(entries, path, n, model=model, seed=seed,
+                                           progress=progress)
+        return {"molecules": len(entries), "failed": failed, "conformers": written}

@@ -1,20 +1,23 @@
 """The general diffusion core: schedules, spaces, parameterizations, losses, samplers,
-guidance and likelihood.  Nothing here assumes images or molecules."""
+guidance, likelihood and batched sampling.  Nothing here assumes images; the graph spaces
+(molecules as rows of atoms) are geometry, not chemistry."""
+from .batched import sample_in_batches
 from .denoiser import (PREDICTIONS, CFGDenoiser, ClassifierGuidedDenoiser, CountingDenoiser, Denoiser, convert,
-                       drop_condition, from_x0_eps, to_x0_eps)
+                       drop_condition, from_x0_eps, graph_denoiser, to_x0_eps)
 from .likelihood import log_likelihood
 from .losses import diffusion_loss, loss_weight
 from .process import q_posterior, q_sample
-from .samplers import SAMPLERS, SamplerConfig, ddim, ddim_invert, ddpm, dpmpp_2m, euler, heun, rk45_sampler, sample, sde
+from .samplers import SAMPLERS, SamplerConfig, sampler_options, ddim, ddim_invert, ddpm, dpmpp_2m, euler, heun, rk45_sampler, sample, sde
 from .schedules import (CosineSchedule, DiscreteSchedule, LinearSchedule, NoiseSchedule,
                         PolynomialSchedule, VPSDESchedule, make_schedule)
-from .spaces import EUCLIDEAN, EuclideanSpace, ZeroMeanSpace
+from .spaces import EUCLIDEAN, EuclideanSpace, GraphSpace, MoleculeSpace, ZeroMeanSpace
 
 __all__ = [
     "PREDICTIONS", "CFGDenoiser", "ClassifierGuidedDenoiser", "CountingDenoiser", "Denoiser", "convert",
-    "drop_condition", "from_x0_eps", "to_x0_eps", "log_likelihood", "diffusion_loss",
-    "loss_weight", "q_posterior", "q_sample", "SAMPLERS", "SamplerConfig", "ddim", "ddim_invert", "ddpm",
+    "drop_condition", "from_x0_eps", "graph_denoiser", "to_x0_eps", "sample_in_batches", "log_likelihood", "diffusion_loss",
+    "loss_weight", "q_posterior", "q_sample", "SAMPLERS", "SamplerConfig", "sampler_options", "ddim", "ddim_invert", "ddpm",
     "dpmpp_2m", "euler", "heun", "rk45_sampler", "sample", "sde", "CosineSchedule",
     "DiscreteSchedule", "LinearSchedule", "NoiseSchedule", "PolynomialSchedule",
-    "VPSDESchedule", "make_schedule", "EUCLIDEAN", "EuclideanSpace", "ZeroMeanSpace",
+    "VPSDESchedule", "make_schedule", "EUCLIDEAN", "EuclideanSpace", "GraphSpace", "MoleculeSpace",
+    "ZeroMeanSpace",
 ]

@@ -13,6 +13,7 @@ Guidance wrappers have the same call signature and compose:
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -82,6 +83,13 @@ class Denoiser:
         t = self.times(t, x)
         out = self.model(x, t) if cond is None else self.model(x, t, cond)
         return to_x0_eps(self.space.project(out), self.prediction, x, *self.scales(t, x))
+
+
+def graph_denoiser(net, schedule: NoiseSchedule, space, prediction: str = "eps") -> Denoiser:
+    """The core's denoiser for one batch of a GraphSpace (molecules, conformers' torsions):
+    the network, called as net(x, t[, cond], space=...), bound to the batch's space: the core
+    calls model(x, t[, cond]), and a graph network reads its graph index from the space."""
+    return Denoiser(functools.partial(net, space=space), schedule, prediction, space)
 
 
 class _Wrapper:

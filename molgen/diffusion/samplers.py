@@ -3,8 +3,10 @@ grid ts = [t_N, ..., t_1, 0] (from `schedule.timesteps`).
 
 The denoiser returns (x̂_0, ε̂) whatever the network predicts, and its space supplies the
 noise, so a sampler is the same for images, point clouds and molecules.  Every sampler takes
-`cond` (passed to the denoiser), `callback` (called after each step with a dict holding i, t,
-x and x̂_0) and `progress` (a tqdm bar).  The last step, to t = 0, is the denoising step
+the same arguments: `cond` (passed to the denoiser), `generator` (the noise of stochastic
+samplers; deterministic ones ignore it), `callback` (called after each step with a dict
+holding i, t, x and x̂_0), `progress` (a tqdm bar), and then its own settings, keyword
+arguments with defaults.  A new sampler is one such function and one line in SAMPLERS.  The last step, to t = 0, is the denoising step
 x_0 = sqrt(ᾱ_0) x̂_0 + sqrt(1 - ᾱ_0) ε̂ (= x̂_0 when ᾱ_0 = 1) in every sampler.
 
 Grids are float64 and coefficients python floats: all samples share t while sampling.
@@ -12,8 +14,9 @@ Grids are float64 and coefficients python floats: all samples share t while samp
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
-from typing import Callable
+from typing import Any, Callable, Dict
 
 import torch
 from torch import Tensor
@@ -21,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .denoiser import CFGDenoiser
 from .ode import pf_ode_drift, rk45
-from .process import q_posterior, step_beta
+from .process import q_posterior, q_sample, step_beta
 
 
 def _steps(ts: Tensor, progress: bool, desc: str):
@@ -44,8 +47,9 @@ def _report(callback, i, t, x, x0):
 
 
 @torch.no_grad()
-def ddpm(denoiser, x: Tensor, ts: Tensor, *, variance: str = "posterior", cond=None,
-         generator=None, callback: Callable | None = None, progress: bool = False) -> Tensor:
+def ddpm(denoiser, x: Tensor, ts: Tensor, *, cond=None, generator=None,
+         callback: Callable | None = None, progress: bool = False,
+         variance: str = "posterior") -> Tensor:
     """Ancestral sampling (Ho et al. 2020): x_s ~ N(μ̃(x_t, x̂_0), σ²) with σ² = β̃ ('posterior')
     or β ('beta') of the step t → s; no noise is added on the last step."""
     if variance not in ("posterior", "beta"):
@@ -63,8 +67,8 @@ def ddpm(denoiser, x: Tensor, ts: Tensor, *, variance: str = "posterior", cond=N
 
 
 @torch.no_grad()
-def ddim(denoiser, x: Tensor, ts: Tensor, *, eta: float = 0.0, cond=None, generator=None,
-         callback: Callable | None = None, progress: bool = False) -> Tensor:
+def ddim(denoiser, x: Tensor, ts: Tensor, *, cond=None, generator=None,
+         callback: Callable | None = None, progress: bool = False, eta: float = 0.0) -> Tensor:
     """DDIM (Song et al. 2021): x_s = sqrt(ᾱ_s) x̂_0 + sqrt(1 - ᾱ_s - σ_η²) ε̂ + σ_η z with
     σ_η = η sqrt((1 - ᾱ_s)/(1 - ᾱ_t)) sqrt(1 - ᾱ_t/ᾱ_s).  η = 0 is deterministic (and
     inverted by `ddim_invert`); η = 1 is DDPM with σ² = β̃."""
@@ -110,8 +114,8 @@ def ddim_invert(denoiser, x: Tensor, ts: Tensor, *, tol: float = 1e-6, max_iters
 
 
 @torch.no_grad()
-def euler(denoiser, x: Tensor, ts: Tensor, *, cond=None, callback: Callable | None = None,
-          progress: bool = False) -> Tensor:
+def euler(denoiser, x: Tensor, ts: Tensor, *, cond=None, generator=None,
+          callback: Callable | None = None, progress: bool = False) -> Tensor:
     """Euler's method on the probability-flow ODE in the variables of Karras et al. (2022),
     x̃ = x / α and s = σ / α, where it reads dx̃/ds = ε̂.  Algebraically this is DDIM with
     η = 0; it is kept as the first-order member of the ODE family beside `heun`."""
@@ -119,8 +123,8 @@ def euler(denoiser, x: Tensor, ts: Tensor, *, cond=None, callback: Callable | No
 
 
 @torch.no_grad()
-def heun(denoiser, x: Tensor, ts: Tensor, *, cond=None, callback: Callable | None = None,
-         progress: bool = False) -> Tensor:
+def heun(denoiser, x: Tensor, ts: Tensor, *, cond=None, generator=None,
+         callback: Callable | None = None, progress: bool = False) -> Tensor:
     """Heun's second-order method on dx̃/ds = ε̂ (Karras et al. 2022, Alg. 1): 2 NFE per step;
     the final step to t = 0 is first order (the denoising step), so NFE = 2·steps - 1.
 
@@ -153,8 +157,9 @@ def _pf_ode_fixed(denoiser, x, ts, cond, callback, progress, second_order: bool)
 
 
 @torch.no_grad()
-def rk45_sampler(denoiser, x: Tensor, ts: Tensor, *, rtol: float = 1e-5, atol: float = 1e-5,
-                 cond=None, callback: Callable | None = None, progress: bool = False) -> Tensor:
+def rk45_sampler(denoiser, x: Tensor, ts: Tensor, *, cond=None, generator=None,
+                 callback: Callable | None = None, progress: bool = False,
+                 rtol: float = 1e-5, atol: float = 1e-5) -> Tensor:
     """Adaptive Dormand–Prince 5(4) on the probability-flow ODE from ts[0] to the smallest
     nonzero time ts[-2], then the denoising step to 0 (Song et al. 2021 use RK45 likewise).
     Only the first and last two entries of ts are used."""
@@ -168,9 +173,9 @@ def rk45_sampler(denoiser, x: Tensor, ts: Tensor, *, rtol: float = 1e-5, atol: f
 
 
 @torch.no_grad()
-def sde(denoiser, x: Tensor, ts: Tensor, *, corrector_steps: int = 0, snr: float = 0.16,
-        cond=None, generator=None, callback: Callable | None = None,
-        progress: bool = False) -> Tensor:
+def sde(denoiser, x: Tensor, ts: Tensor, *, cond=None, generator=None,
+        callback: Callable | None = None, progress: bool = False,
+        corrector_steps: int = 0, snr: float = 0.16) -> Tensor:
     """Euler–Maruyama on the reverse-time SDE dx = [-½βx - β ∇log p_t] dt + √β dw̄, with
     optional Langevin corrector steps after each predictor step (Song et al. 2021, PC
     sampling; signal-to-noise ratio `snr` sets the corrector step size)."""
@@ -207,8 +212,8 @@ def _langevin_step(denoiser, x, t: float, snr: float, cond, generator) -> Tensor
 
 
 @torch.no_grad()
-def dpmpp_2m(denoiser, x: Tensor, ts: Tensor, *, cond=None, callback: Callable | None = None,
-             progress: bool = False) -> Tensor:
+def dpmpp_2m(denoiser, x: Tensor, ts: Tensor, *, cond=None, generator=None,
+             callback: Callable | None = None, progress: bool = False) -> Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022): multistep second order in λ = log(α/σ) on x̂_0,
         x_s = (σ_s/σ_t) x_t + (α_s - σ_s α_t / σ_t) D,  D = (1 + 1/2r) x̂_0,t - (1/2r) x̂_0,prev,
     with r = h_prev / h; the first and the final step are first order (= DDIM)."""
@@ -239,6 +244,22 @@ SAMPLERS = {
     "sde": sde,
     "dpmpp_2m": dpmpp_2m,
 }
+"""Every sampler: f(denoiser, x, ts, *, cond, generator, callback, progress, **options), where
+the generator is ignored by deterministic samplers and options are the sampler's own settings
+(keyword arguments with defaults, set through SamplerConfig.options)."""
+
+COMMON_ARGUMENTS = ("cond", "generator", "callback", "progress")
+
+
+def sampler_options(kind: str) -> dict:
+    """The settings of a sampler beyond the common arguments, with their defaults."""
+    params = inspect.signature(SAMPLERS[kind]).parameters.values()
+    return {p.name: p.default for p in params
+            if p.kind is p.KEYWORD_ONLY and p.name not in COMMON_ARGUMENTS}
+
+
+LEGACY_OPTIONS = ("eta", "variance", "corrector_steps", "snr", "rtol", "atol")
+"""Sampler settings that were fields of SamplerConfig before `options` (older checkpoints)."""
 
 
 @dataclasses.dataclass
@@ -247,23 +268,20 @@ class SamplerConfig:
 
     kind: one of SAMPLERS.  steps: number of grid times evaluated (NFE for ddpm, ddim,
     euler, sde, dpmpp_2m; 2·steps - 1 for heun; adaptive for rk45, where steps only sets the
-    final time).  spacing: 'leading' | 'trailing' | 'linspace' | 'logsnr'.  eta: DDIM stochasticity.
-    variance: DDPM 'posterior' (β̃) or 'beta'.  corrector_steps, snr: Langevin corrector of
-    'sde'.  rtol, atol: rk45 tolerances.  guidance_scale: classifier-free guidance w in
-    ε̃ = (1 + w) ε(x, c) - w ε(x, ∅); 0 means none.
+    final time).  spacing: 'leading' | 'trailing' | 'linspace' | 'logsnr'.
+    guidance_scale: classifier-free guidance w in ε̃ = (1 + w) ε(x, c) - w ε(x, ∅); 0 means
+    none.  start: 1 samples from noise; start < 1 refines a given state noised to that time
+    (SDEdit).  options: the sampler's own settings, by name (`sampler_options(kind)`): ddim
+    eta (stochasticity), ddpm variance ('posterior' β̃ or 'beta'), sde corrector_steps and snr
+    (Langevin corrector), rk45 rtol and atol.
     """
 
     kind: str = "dpmpp_2m"
     steps: int = 20
     spacing: str = "trailing"
-    eta: float = 0.0
-    variance: str = "posterior"
-    corrector_steps: int = 0
-    snr: float = 0.16
-    rtol: float = 1e-5
-    atol: float = 1e-5
     guidance_scale: float = 0.0
     start: float = 1.0
+    options: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.kind not in SAMPLERS:
@@ -272,39 +290,52 @@ class SamplerConfig:
             raise ValueError(f"sampler steps must be >= 1, got {self.steps}")
         if not 0 < self.start <= 1:
             raise ValueError(f"sampler start must be in (0, 1], got {self.start}")
+        known = sampler_options(self.kind)
+        unknown = sorted(set(self.options) - set(known))
+        if unknown:
+            raise ValueError(f"sampler {self.kind!r} has no option {', '.join(unknown)}; "
+                             f"its options: {', '.join(known) or 'none'}")
+        self.options = dict(self.options)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "SamplerConfig":
+        """A config from `to_dict`'s record, or from an older one with the sampler's settings
+        as fields (kept as options where they belong to its kind)."""
+        d = dict(d)
+        legacy = {k: d.pop(k) for k in LEGACY_OPTIONS if k in d}
+        if legacy:
+            own = sampler_options(d.get("kind", cls.kind))
+            d["options"] = {**{k: v for k, v in legacy.items() if k in own}, **d.get("options", {})}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown sampler setting(s) {unknown}; known: {sorted(known)}")
         return cls(**d)
 
-    def options(self) -> dict:
-        """Keyword arguments of this kind's sampler function."""
-        return {
-            "ddpm": {"variance": self.variance},
-            "ddim": {"eta": self.eta},
-            "sde": {"corrector_steps": self.corrector_steps, "snr": self.snr},
-            "rk45": {"rtol": self.rtol, "atol": self.atol},
-        }.get(self.kind, {})
 
+def sample(denoiser, x: Tensor, config: SamplerConfig, *, init: Tensor | None = None, cond=None,
+           null_cond=None, generator=None, callback: Callable | None = None,
+           progress: bool = False) -> Tensor:
+    """Run the sampler the config names.
 
-def sample(denoiser, x: Tensor, config: SamplerConfig, *, cond=None, null_cond=None,
-           generator=None, callback: Callable | None = None, progress: bool = False) -> Tensor:
-    """Run the sampler the config names from the initial state x: noise in the space, or
-    with config.start < 1 a state noised to that time."""
+    x: standard Gaussian noise in the denoiser's space (`space.noise`).  With config.start = 1
+    sampling starts from x at t = 1; with start < 1 it refines `init`, a clean state, from
+    x_start = α init + σ x at t = start over the grid cut to [0, start] (SDEdit, Meng et al.
+    2022).  cond: the per-sample condition; guidance_scale > 0 also needs the model's null
+    condition `null_cond`."""
     if config.guidance_scale:
         if null_cond is None:
             raise ValueError("guidance_scale > 0 needs the model's null condition (null_cond)")
         denoiser = CFGDenoiser(denoiser, config.guidance_scale, null_cond)
+    if config.start < 1:
+        if init is None:
+            raise ValueError("sampler start < 1 (SDEdit) needs the state to refine (init)")
+        t = torch.full((denoiser.space.batch_size(x),), config.start, dtype=torch.float64,
+                       device=x.device)
+        x = q_sample(denoiser.schedule, init.to(x), t, x, denoiser.space)
     ts = denoiser.schedule.timesteps(config.steps, config.spacing) * config.start
-    fn = SAMPLERS[config.kind]
-    kwargs = dict(cond=cond, callback=callback, progress=progress, **config.options())
-    if fn in (ddpm, ddim, sde):
-        kwargs["generator"] = generator
-    return fn(denoiser, x, ts, **kwargs)
+    return SAMPLERS[config.kind](denoiser, x, ts, cond=cond, generator=generator,
+                                 callback=callback, progress=progress, **config.options)

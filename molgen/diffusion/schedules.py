@@ -13,6 +13,7 @@ All arithmetic is float64; results are cast to the dtype of the query.
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -200,11 +201,17 @@ SCHEDULES = {
 }
 
 
-def make_schedule(name: str, **kwargs) -> NoiseSchedule:
-    """Build a schedule by name ('linear', 'cosine', 'polynomial', 'vpsde')."""
+def make_schedule(name: str, **params) -> NoiseSchedule:
+    """Build a schedule by name ('linear', 'cosine', 'polynomial', 'vpsde') with the keyword
+    arguments of its class (e.g. T, power); ValueError in one line for an unknown one."""
     if name not in SCHEDULES:
         raise ValueError(f"unknown noise schedule {name!r}; choose one of {sorted(SCHEDULES)}")
-    return SCHEDULES[name](**kwargs)
+    known = list(inspect.signature(SCHEDULES[name]).parameters)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(f"the {name} schedule has no parameter {', '.join(unknown)}; "
+                         f"its parameters: {', '.join(known)}")
+    return SCHEDULES[name](**params)
 
 
 def _f64(t) -> Tensor:

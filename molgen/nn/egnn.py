@@ -12,8 +12,9 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from .geometry import POS, MoleculeSpace, molecule_graph, network_inputs
-from .networks import mlp
+from ..diffusion.spaces import POS, MoleculeSpace
+from .graphs import graph_edges, network_inputs
+from .layers import mlp
 
 
 class EquivariantConv(MessagePassing):
@@ -81,7 +82,7 @@ class EGNN(nn.Module):
                 space: MoleculeSpace) -> Tensor:
         index, num, pos, inputs = network_inputs(x, t, cond, space, self.time, self.hidden,
                                                  self.cond_dim, self.embed.weight.dtype)
-        edges = molecule_graph(pos, index, num, self.cutoff)
+        edges = graph_edges(pos, index, num, self.cutoff)
         h = self.embed(inputs)
         d2_input = (pos[edges[0]] - pos[edges[1]]).square().sum(-1, keepdim=True)
         y = pos

@@ -1,7 +1,7 @@
 """EDM's evaluation metrics for generated 3-D molecules (Hoogeboom et al. 2022, Table 1).
 
 A molecule is a pair ``(positions [n, 3] in Å, atom_types [n])`` with types indexing
-:data:`molgen.qm9.ATOM_SYMBOLS` (H, C, N, O, F); tensors or arrays both work.
+:data:`molgen.data.qm9.ATOM_SYMBOLS` (H, C, N, O, F); tensors or arrays both work.
 
 - Bonds come from distances alone, as in EDM's ``qm9/bond_analyze.py``: a pair is bonded with
   order 1, 2 or 3 when closer than the tabulated single/double/triple bond length plus a margin
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from molgen.qm9 import ATOM_SYMBOLS
+from ..data.qm9 import ATOM_SYMBOLS
 
 # Typical bond lengths in pm (EDM's bonds1/bonds2/bonds3 tables), restricted to QM9's elements.
 SINGLE_BOND_PM = {

@@ -3,7 +3,7 @@ molecule's 3-D structure (EDM's Table 3 protocol, Hoogeboom et al. 2022 §4.2; t
 of Satorras et al. 2021).
 
 EDM splits QM9's train split in two halves: the regressor trains on the first (D_a), the
-conditional generator on the second (D_b, molgen.molecules with `task.condition`).  A
+conditional generator on the second (D_b, molgen.tasks.qm9 with `task.condition`).  A
 generated molecule is scored by |regressor(molecule) − the value it was asked for|; the mean
 over samples is the MAE of Table 3.  The regressor sees positions and atom types only, is
 invariant to rotations, reflections, translations and atom order, and predicts the property
@@ -25,11 +25,12 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .egnn import EquivariantConv
-from .geometry import MoleculeSpace, molecule_graph
-from .networks import mlp
-from .qm9 import ATOM_SYMBOLS, PROPERTY_NAMES, QM9
-from .training import load_checkpoint, save_checkpoint, step_generator
+from ..nn.egnn import EquivariantConv
+from ..diffusion.spaces import MoleculeSpace
+from ..nn.graphs import graph_edges
+from ..nn.layers import mlp
+from ..data.qm9 import ATOM_SYMBOLS, PROPERTY_NAMES, QM9
+from ..train import load_checkpoint, save_checkpoint, step_generator
 
 REGRESSOR = "regressor.pt"
 KEYS = ("step", "config", "model", "optimizer", "mean", "mad")
@@ -64,7 +65,7 @@ class PropertyRegressor(nn.Module):
     def forward(self, pos: Tensor, types: Tensor, space: MoleculeSpace) -> Tensor:
         """Normalized predictions [B] for a batch: positions [N, 3], atom types [N]."""
         index = space.batch.to(pos.device)
-        edges = molecule_graph(pos, index, space.num_graphs)
+        edges = graph_edges(pos, index, space.num_graphs)
         h = self.embed(nn.functional.one_hot(types, len(ATOM_SYMBOLS)).to(pos.dtype))
         no_attr = pos.new_zeros((edges.shape[1], 0))
         for conv in self.convs:

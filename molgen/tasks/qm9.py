@@ -9,7 +9,7 @@ The choices follow EDM unless said otherwise:
   optimizer are set by `experiment=qm9` (molgen/configs/experiment/qm9.yaml);
 - training molecules are drawn uniformly *with replacement* from EDM's train split by the
   step's generator, not in epochs: a batch is then a pure function of (seed, step), which is
-  what makes resume and DDP exact (molgen.training);
+  what makes resume and DDP exact (molgen.train);
 - a sample's atom count is drawn from the atom counts of the training split (or given); the
   histogram is kept in the checkpoint, so sampling needs neither the data nor qm9pack;
 - property-conditioned design (EDM §4.2, with classifier-free guidance on top): with
@@ -24,7 +24,6 @@ The choices follow EDM unless said otherwise:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,40 +31,32 @@ from pathlib import Path
 import torch
 from omegaconf import MISSING
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from . import metrics
-from .diffusion import Denoiser, SamplerConfig, drop_condition, sample
-from .geometry import POS, MoleculeSpace, molecule_denoiser
-from .qm9 import ATOM_SYMBOLS, PROPERTY_NAMES, QM9
+from ..metrics import molecules as metrics
+from ..diffusion import Denoiser, SamplerConfig, drop_condition, sample_in_batches
+from ..diffusion.spaces import POS, MoleculeSpace
+from ..diffusion.denoiser import graph_denoiser
+from ..data.qm9 import ATOM_SYMBOLS, PROPERTY_NAMES, QM9
+from ..train.task import Batch
 
 
 @dataclass
 class QM9Config:
     name: str = MISSING
     hidden: int = MISSING          # EGNN width
-    layers: int = MISSING          # EGNN depth
+    layers: int = MISSING          # EGNN or NequIP depth
     charges: bool = MISSING        # the atomic number as a feature too (EDM's include_charges)
-    source: str = MISSING          # qm9pack | figshare (molgen.qm9.load_table)
+    source: str = MISSING          # qm9pack | figshare (molgen.data.qm9.load_table)
     sample_batch: int = MISSING    # molecules per sampling batch: bounds the Σ n² edges in memory
     condition: str = ""            # "" (unconditional) or a QM9 property to condition on (PROPERTY_NAMES)
     cond_drop: float = 0.1         # p of the null condition in training (classifier-free guidance)
+    model: str = "egnn"            # egnn (molgen.nn.egnn) | nequip (molgen.nn.nequip)
+    irreps: str = "32x0e + 8x1o + 8x2e"  # NequIP's hidden irreps (model=nequip)
 
 
 NULL_CONDITION = (0.0, 0.0)
 """The condition of 'no target': a real one is (normalized value, 1)."""
-
-
-class ConditionedMoleculeSpace(MoleculeSpace):
-    """A training batch of molecules with each molecule's condition cond [B, 2]: the Trainer
-    divides batches with `subset`, which takes the conditions along."""
-
-    cond: Tensor
-
-    def subset(self, start: int, stop: int):
-        space, rows = super().subset(start, stop)
-        space.cond = self.cond[start:stop]
-        return space, rows
+MODELS = ("egnn", "nequip")
 
 
 class QM9Task:
@@ -74,6 +65,7 @@ class QM9Task:
 
     Config = QM9Config
     samples_file = "samples.sdf"
+    options = ("atoms", "target")
 
     def __init__(self, cfg: QM9Config):
         if cfg.sample_batch < 1:
@@ -83,6 +75,9 @@ class QM9Task:
                              f"use one of {', '.join(PROPERTY_NAMES)} (or '' for none)")
         if not 0 <= cfg.cond_drop <= 1:
             raise ValueError(f"task.cond_drop must be in [0, 1], got {cfg.cond_drop}")
+        if cfg.model not in MODELS:
+            raise ValueError(f"task.model: unknown network {cfg.model!r}; choose one of "
+                             f"{', '.join(MODELS)}")
         self.cfg, self._data, self._rows = cfg, None, None
         self.node_counts: Tensor | None = None  # [29 + 1] training molecules per atom count
         # conditional models: the training molecules' (atom count, value), and the value's mean and MAD
@@ -109,29 +104,31 @@ class QM9Task:
         return len(ATOM_SYMBOLS) + int(self.cfg.charges)
 
     def build_model(self) -> nn.Module:
-        from .egnn import EGNN  # torch-geometric takes seconds to import; toy runs skip it
+        # torch-geometric and e3nn take seconds to import; toy runs skip them
+        cond_dim = len(NULL_CONDITION) if self.cfg.condition else 0
+        if self.cfg.model == "nequip":
+            from ..nn.nequip import NequIP
+
+            return NequIP(self.num_features, irreps_hidden=self.cfg.irreps,
+                          layers=self.cfg.layers, cond_dim=cond_dim)
+        from ..nn.egnn import EGNN
 
         return EGNN(self.num_features, hidden=self.cfg.hidden, layers=self.cfg.layers,
-                    cond_dim=len(NULL_CONDITION) if self.cfg.condition else 0)
+                    cond_dim=cond_dim)
 
-    def batch(self, n: int, generator: torch.Generator) -> tuple[Tensor, MoleculeSpace]:
+    def batch(self, n: int, generator: torch.Generator) -> Batch:
         mols = self.data.collate(self.rows[torch.randint(len(self.rows), (n,), generator=generator)])
         one_hot = nn.functional.one_hot(mols["atom_types"], len(ATOM_SYMBOLS))
         charges = mols["charges"] if self.cfg.charges else None
-        if not self.cfg.condition:
-            space = MoleculeSpace.from_sizes(mols["n_atoms"])
-            return space.pack(mols["positions"], one_hot, charges), space
-        space = ConditionedMoleculeSpace.from_sizes(mols["n_atoms"])
-        values = mols["properties"][:, PROPERTY_NAMES.index(self.cfg.condition)]
-        space.cond = drop_condition(self.encode(values), NULL_CONDITION, self.cfg.cond_drop, generator)
-        return space.pack(mols["positions"], one_hot, charges), space
+        space = MoleculeSpace.from_sizes(mols["n_atoms"])
+        x0, cond = space.pack(mols["positions"], one_hot, charges), None
+        if self.cfg.condition:
+            values = mols["properties"][:, PROPERTY_NAMES.index(self.cfg.condition)]
+            cond = drop_condition(self.encode(values), NULL_CONDITION, self.cfg.cond_drop, generator)
+        return Batch(x0, space, cond)
 
     def denoiser(self, net, schedule, prediction: str, space: MoleculeSpace) -> Denoiser:
-        """A training batch's conditions go to the network from its space; at sampling time
-        the sampler passes them."""
-        if isinstance(space, ConditionedMoleculeSpace):
-            net = functools.partial(_conditioned, net, space.cond)
-        return molecule_denoiser(net, schedule, space, prediction)
+        return graph_denoiser(net, schedule, space, prediction)
 
     # -- conditions ----------------------------------------------------------------------------
     def property_targets(self) -> dict[str, Tensor]:
@@ -191,7 +188,7 @@ class QM9Task:
         g = torch.Generator().manual_seed(seed)
         return torch.multinomial(self.counts().double(), n, replacement=True, generator=g)
 
-    def sample(self, denoiser_for, sampler: SamplerConfig, n: int, seed: int, device="cpu",
+    def sample(self, denoiser_for, sampler: SamplerConfig, n: int, *, seed: int, device="cpu",
                progress: bool = False, atoms: int | None = None,
                targets: Tensor | None = None) -> list[tuple[Tensor, Tensor]]:
         """n molecules (positions [n_i, 3] in Å, atom types [n_i]) on the CPU, sampled on
@@ -210,29 +207,29 @@ class QM9Task:
             targets = self.draw_targets(sizes, seed) if targets is None else torch.as_tensor(targets)
             if targets.shape != (n,):
                 raise ValueError(f"need one target per molecule ({n}), got shape {tuple(targets.shape)}")
-            cond = self.encode(targets).split(self.cfg.sample_batch)
-        on_device = torch.Generator(device).manual_seed(seed)
-        molecules = []
-        with tqdm(total=n, desc="sample", unit="mol", disable=not progress) as bar:
-            for i, chunk in enumerate(sizes.split(self.cfg.sample_batch)):
-                space = MoleculeSpace.from_sizes(chunk, device)
-                shape = (int(chunk.sum()), POS + self.num_features)
-                x = space.noise(torch.empty(shape, device=device), on_device)
-                x = sample(denoiser_for(space), x, sampler, generator=on_device, progress=progress,
-                           cond=None if cond is None else cond[i].to(device), null_cond=NULL_CONDITION)
-                pos, types, _ = MoleculeSpace.unpack(x.float().cpu(), len(ATOM_SYMBOLS))
-                molecules += zip(pos.split(chunk.tolist()), types.split(chunk.tolist()))
-                bar.update(len(chunk))
-        return molecules
+            cond = self.encode(targets)
 
-    def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, seed: int,
+        def layout(chunk: Tensor):
+            return MoleculeSpace.from_sizes(chunk, device), (int(chunk.sum()), POS + self.num_features)
+
+        def readout(space: MoleculeSpace, x: Tensor):
+            return [MoleculeSpace.unpack(m, len(ATOM_SYMBOLS))[:2] for m in space.unbatch(x.float().cpu())]
+
+        return sample_in_batches(denoiser_for, sizes, sampler, layout=layout,
+                                 batch_size=self.cfg.sample_batch, seed=seed, cond=cond,
+                                 null_cond=NULL_CONDITION, readout=readout, device=device,
+                                 progress=progress, unit="mol")
+
+    def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, *, seed: int,
                  path: str | os.PathLike | None = None, device="cpu", progress: bool = False,
                  atoms: int | None = None, target: float | None = None) -> dict:
         """EDM's metrics of n samples (novelty left out: it needs every training SMILES);
-        with `path`, the samples go to that SDF and to an XYZ file beside it.  target: the
-        property value every molecule of a conditional model aims at (default: drawn)."""
+        with `path`, the samples go to that SDF and to an XYZ file beside it.  atoms: atoms
+        per molecule (default: drawn from the training distribution); target: the property
+        value every molecule of a conditional model aims at (default: drawn)."""
         targets = None if target is None else torch.full((n,), float(target))
-        molecules = self.sample(denoiser_for, sampler, n, seed, device, progress, atoms, targets)
+        molecules = self.sample(denoiser_for, sampler, n, seed=seed, device=device,
+                                progress=progress, atoms=atoms, targets=targets)
         if path is not None:
             write_sdf(path, molecules)
             write_xyz(Path(path).with_suffix(".xyz"), molecules)
@@ -240,15 +237,10 @@ class QM9Task:
         return {key: value for key, value in result.items() if value is not None}
 
 
-def _conditioned(net, cond: Tensor, x: Tensor, t: Tensor, *, space: MoleculeSpace) -> Tensor:
-    """net called with a training batch's own conditions."""
-    return net(x, t, cond.to(x.device), space=space)
-
-
 # -- files -------------------------------------------------------------------------------------
 
 def write_sdf(path: str | os.PathLike, molecules) -> None:
-    """One record per molecule, with the bonds EDM's distance rule perceives (molgen.metrics)
+    """One record per molecule, with the bonds EDM's distance rule perceives (molgen.metrics.molecules)
     and nothing sanitized or kekulized: invalid molecules are written as generated, so the
     file shows what the model made (RDKit reads them back with sanitize=False)."""
     from rdkit import Chem

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .networks import TimeClassEmbedding
+from .layers import TimeClassEmbedding
 
 
 def group_norm(channels: int) -> nn.GroupNorm:

@@ -1,5 +1,5 @@
 """NequIP-style tensor-product network (Batzner et al. 2022) as a molecule denoiser, on e3nn:
-a drop-in for `molgen.egnn.EGNN`, with the same call net(x, t, cond=None, *, space) and the
+a drop-in for `molgen.nn.egnn.EGNN`, with the same call net(x, t, cond=None, *, space) and the
 same output [ε of the positions (CoM-free), features].
 
 Where the EGNN passes invariants only (distances) and moves positions along relative
@@ -25,7 +25,8 @@ from e3nn.math import soft_one_hot_linspace
 from e3nn.nn import FullyConnectedNet, Gate
 from torch import Tensor, nn
 
-from .geometry import MoleculeSpace, molecule_graph, network_inputs, segment_sum
+from ..diffusion.spaces import MoleculeSpace, segment_sum
+from .graphs import graph_edges, network_inputs
 
 SCALAR_ACTIVATIONS = {1: nn.functional.silu, -1: torch.tanh}
 """By the parity of the scalar: an odd scalar (0o) changes sign under inversion, so only an
@@ -154,7 +155,7 @@ class NequIP(nn.Module):
                 space: MoleculeSpace) -> Tensor:
         index, num, pos, inputs = network_inputs(x, t, cond, space, self.time, self.time_dim,
                                                  self.cond_dim, self.embed.weight.dtype)
-        edges = molecule_graph(pos, index, num, self.cutoff)
+        edges = graph_edges(pos, index, num, self.cutoff)
         rel = pos[edges[0]] - pos[edges[1]]
         # the 1e-8 keeps the gradient of the norm finite for coincident atoms
         dist = (rel.square().sum(-1) + 1e-8).sqrt()

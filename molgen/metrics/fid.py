@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from molgen.images import load_images, package_file, to_uint8
-from molgen.qm9 import default_cache_dir
+from ..data.images import load_images, package_file, to_uint8
+from ..data.paths import default_cache_dir
 
 INCEPTION_SIZE = 299
 FEATURE_DIM = 2048

@@ -1,5 +1,5 @@
-"""Image generation as a training task: a U-Net (molgen.unet) on images in [-1, 1] from
-molgen.images, unconditional or class-conditional with classifier-free guidance."""
+"""Image generation as a training task: a U-Net (molgen.nn.unet) on images in [-1, 1] from
+molgen.data.images, unconditional or class-conditional with classifier-free guidance."""
 from __future__ import annotations
 
 import os
@@ -10,17 +10,18 @@ import torch
 from omegaconf import MISSING
 from torch import Tensor, nn
 
-from . import plotting
-from .diffusion import Denoiser, SamplerConfig, drop_condition, sample
-from .diffusion.spaces import EUCLIDEAN, EuclideanSpace
-from .unet import UNet
+from .. import plotting
+from ..diffusion import Denoiser, SamplerConfig, drop_condition, sample_in_batches
+from ..diffusion.spaces import EUCLIDEAN
+from ..nn.unet import UNet
+from ..train.task import Batch
 
 
 @dataclass
 class ImageConfig:
     name: str = MISSING
-    dataset: str = MISSING         # digits | mnist | mnist28 | cifar10 (molgen.images.load_images)
-    channels: int = MISSING        # U-Net width of the first level (molgen.unet.UNet)
+    dataset: str = MISSING         # digits | mnist | mnist28 | cifar10 (molgen.data.images.load_images)
+    channels: int = MISSING        # U-Net width of the first level (molgen.nn.unet.UNet)
     channel_mult: List[int] = MISSING  # width of each level, in units of `channels`
     blocks: int = MISSING          # ResBlocks per level
     attention_resolution: int = MISSING  # self-attention on feature maps at most this wide; 0: none
@@ -32,32 +33,21 @@ class ImageConfig:
     sample_batch: int = MISSING    # images per sampling batch
 
 
-class LabeledSpace(EuclideanSpace):
-    """Dense images whose batch carries its class labels [B]: the Trainer divides a batch
-    among ranks and micro-batches with `subset`, which takes the labels along, and
-    ImageTask.denoiser hands them to the network."""
-
-    def __init__(self, labels: Tensor):
-        self.labels = labels
-
-    def subset(self, start: int, stop: int) -> tuple["LabeledSpace", slice]:
-        return LabeledSpace(self.labels[start:stop]), slice(start, stop)
-
-
 class ImageTask:
-    """A U-Net (molgen.unet) on images in [-1, 1] from molgen.images, unconditional or
+    """A U-Net (molgen.nn.unet) on images in [-1, 1] from molgen.data.images, unconditional or
     conditioned on the class with classifier-free guidance: labels are replaced by the null
     class with probability cond_drop in training, and sampling mixes the conditional and
     null predictions by the sampler's guidance_scale.
 
     Training images are drawn uniformly with replacement by the step's generator (see
-    molgen.molecules for why).  The checkpoint keeps the image shape, so sampling needs no
+    molgen.tasks.qm9 for why).  The checkpoint keeps the image shape, so sampling needs no
     data.  Samples are written as a PNG grid of the first GRID_IMAGES, one class per column
-    for a conditional model; the metrics are cheap pixel statistics (FID is molgen.fid's).
+    for a conditional model; the metrics are cheap pixel statistics (FID is molgen.metrics.fid's).
     """
 
     Config = ImageConfig
     samples_file = "samples.png"
+    options = ("label",)
     GRID_IMAGES = 100
 
     def __init__(self, cfg: ImageConfig):
@@ -71,7 +61,7 @@ class ImageTask:
     def data(self) -> tuple[Tensor, Tensor]:
         """(images [N, C, H, W], labels [N]), loaded on first use: sampling never needs them."""
         if self._data is None:
-            from .images import load_images  # PIL and the dataset readers: only for training
+            from ..data.images import load_images
 
             images, labels = load_images(self.cfg.dataset)
             if self.cfg.num_classes and int(labels.max()) >= self.cfg.num_classes:
@@ -93,25 +83,19 @@ class ImageTask:
                     attention_resolution=cfg.attention_resolution, heads=cfg.heads,
                     dropout=cfg.dropout, num_classes=cfg.num_classes)
 
-    def batch(self, n: int, generator: torch.Generator):
+    def batch(self, n: int, generator: torch.Generator) -> Batch:
         images, labels = self.data
         idx = torch.randint(len(images), (n,), generator=generator)
         x = images[idx]
         if self.cfg.flip:
             x = torch.where(torch.rand(n, 1, 1, 1, generator=generator) < 0.5, x.flip(-1), x)
         if not self.cfg.num_classes:
-            return x, EUCLIDEAN
-        return x, LabeledSpace(drop_condition(labels[idx], self.cfg.num_classes,
-                                              self.cfg.cond_drop, generator))
+            return Batch(x, EUCLIDEAN)
+        return Batch(x, EUCLIDEAN, drop_condition(labels[idx], self.cfg.num_classes,
+                                                  self.cfg.cond_drop, generator))
 
     def denoiser(self, net, schedule, prediction: str, space) -> Denoiser:
-        """The training batch's labels go to the network from its LabeledSpace; at sampling
-        time the space is EUCLIDEAN and the sampler passes the condition."""
-        if isinstance(space, LabeledSpace):
-            def labeled(x, t):
-                return net(x, t, space.labels.to(x.device))
-            return Denoiser(labeled, schedule, prediction)
-        return Denoiser(net, schedule, prediction)
+        return Denoiser(net, schedule, prediction, space)
 
     def state_dict(self) -> dict:
         return {"shape": torch.tensor(self.image_shape())}
@@ -119,7 +103,7 @@ class ImageTask:
     def load_state_dict(self, state: dict) -> None:
         self.shape = state["shape"].tolist()
 
-    def sample(self, denoiser_for, sampler: SamplerConfig, n: int, seed: int, device="cpu",
+    def sample(self, denoiser_for, sampler: SamplerConfig, n: int, *, seed: int, device="cpu",
                progress: bool = False, label: int | None = None) -> Tensor:
         """n images [n, C, H, W] on the CPU, sampled on `device` in batches of
         cfg.sample_batch.  A conditional model draws class `label`, or classes 0, 1, … in
@@ -135,27 +119,22 @@ class ImageTask:
         labels = None
         if classes:
             labels = torch.full((n,), label) if label is not None else torch.arange(n) % classes
-        on_device = torch.Generator(device).manual_seed(seed)
-        images = []
-        for start in range(0, n, self.cfg.sample_batch):
-            m = min(self.cfg.sample_batch, n - start)
-            x = torch.randn((m, *self.image_shape()), generator=on_device, device=device)
-            cond = None if labels is None else labels[start:start + m].to(device)
-            x = sample(denoiser_for(EUCLIDEAN), x, sampler, cond=cond, null_cond=classes or None,
-                       generator=on_device, progress=progress)
-            images.append(x.float().cpu())
-        return torch.cat(images)
+        shape = self.image_shape()
+        images = sample_in_batches(
+            denoiser_for, range(n), sampler, layout=lambda chunk: (EUCLIDEAN, (len(chunk), *shape)),
+            batch_size=self.cfg.sample_batch, seed=seed, cond=labels, null_cond=classes or None,
+            device=device, progress=progress, unit="image")
+        return torch.stack(images).float()
 
-    def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, seed: int,
-                 png: str | os.PathLike | None = None, device="cpu", progress: bool = False,
-                 atoms: int | None = None, label: int | None = None) -> dict:
-        """Sample n images, write a grid of the first GRID_IMAGES to `png`, and return the
-        pixel mean and standard deviation and the fraction of pixels outside [-1, 1]."""
-        if atoms is not None:
-            raise ValueError("an image model samples images, not molecules: no atom count")
-        images = self.sample(denoiser_for, sampler, n, seed, device, progress, label)
-        if png is not None:
+    def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, *, seed: int,
+                 path: str | os.PathLike | None = None, device="cpu", progress: bool = False,
+                 label: int | None = None) -> dict:
+        """Sample n images, write a grid of the first GRID_IMAGES to `path` (PNG), and return
+        the pixel mean and standard deviation and the fraction of pixels outside [-1, 1]."""
+        images = self.sample(denoiser_for, sampler, n, seed=seed, device=device,
+                             progress=progress, label=label)
+        if path is not None:
             one_class_per_column = self.cfg.num_classes if label is None else None
-            plotting.image_grid_png(png, images[:self.GRID_IMAGES], ncol=one_class_per_column)
+            plotting.image_grid_png(path, images[:self.GRID_IMAGES], ncol=one_class_per_column)
         return {"pixel_mean": float(images.mean()), "pixel_std": float(images.std()),
                 "clipped": float((images.abs() > 1).float().mean())}

@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .paths import default_cache_dir, default_data_root
+
 # One-hot order H, C, N, O, F, as in EDM; ``atom_types`` index into these.
 ATOM_SYMBOLS = ("H", "C", "N", "O", "F")
 ATOMIC_NUMBERS = (1, 6, 7, 8, 9)
@@ -75,18 +77,6 @@ GDB9_URL = "https://springernature.figshare.com/ndownloader/files/3195389"  # ds
 GDB9_EXCLUDED_URL = "https://springernature.figshare.com/ndownloader/files/3195404"  # uncharacterized.txt
 
 _CACHE_FORMAT = 1  # bump when the cached arrays change meaning
-
-
-def default_data_root() -> Path:
-    """Directory holding shared data files (the split): ``$MOLGEN_DATA`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("MOLGEN_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def default_cache_dir() -> Path:
-    """Where parsed datasets are cached: ``$MOLGEN_CACHE`` or ``~/.cache/molgen``."""
-    env = os.environ.get("MOLGEN_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "molgen"
 
 
 @dataclass(frozen=True)

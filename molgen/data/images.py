@@ -2,7 +2,7 @@
 
 Every reader returns ``(images, labels)``: ``images`` a float32 tensor ``[N, C, H, W]`` in
 ``[-1, 1]`` (the range the diffusion model samples in), ``labels`` an int64 tensor ``[N]``.
-8-bit pixels ``u`` map to ``u / 127.5 - 1`` so that ``molgen.fid`` can recover them exactly.
+8-bit pixels ``u`` map to ``u / 127.5 - 1`` so that ``molgen.metrics.fid`` can recover them exactly.
 
 Sources, chosen so that nothing is downloaded at run time:
 
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from molgen.qm9 import default_data_root
+from .paths import default_data_root
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")

@@ -1,4 +1,5 @@
-"""Gaussian-mixture data with the exact diffusion model, for tests, benchmarks and the demo.
+"""Gaussian-mixture data with the exact diffusion model, for tests, benchmarks and the demo
+(the toy2d task, molgen.tasks.toy, trains on it).
 
 For x_0 ~ Σ_k π_k N(μ_k, Σ_k) the noised marginal is Σ_k π_k N(α μ_k, α² Σ_k + σ² I), so the
 exact score, and with it ε*(x_t, t) = -σ ∇ log p_t(x_t), is closed form.  Covariances may be
@@ -9,21 +10,11 @@ factor to every component.  All arithmetic is float64.
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass
 
 import torch
-from omegaconf import MISSING
 from torch import Tensor, nn
 
-from . import plotting
-from .diffusion import Denoiser, SamplerConfig, sample
-from .diffusion.schedules import NoiseSchedule
-from .diffusion.spaces import EUCLIDEAN
-from .networks import MLPDenoiser
-from .stats import mmd_rbf, sliced_wasserstein
-
-MMD_POINTS = 2000  # MMD is quadratic in time and memory: evaluate it on this many points
+from ..diffusion.schedules import NoiseSchedule
 
 
 class GaussianMixture:
@@ -115,66 +106,3 @@ def mixture_2d(kind: str = "ring") -> GaussianMixture:
         covs = [[[0.20, 0.10], [0.10, 0.15]], [[0.05, 0.0], [0.0, 0.30]], [[0.10, -0.05], [-0.05, 0.10]]]
         return GaussianMixture([0.5, 0.3, 0.2], means, covs)
     raise ValueError(f"unknown toy mixture {kind!r}; choose 'ring' or 'three'")
-
-
-# -- the toy2d training task -------------------------------------------------------------
-
-@dataclass
-class Toy2dConfig:
-    name: str = MISSING
-    mixture: str = MISSING         # 'ring' | 'three' (molgen.toy.mixture_2d)
-    hidden: int = MISSING
-    layers: int = MISSING
-
-
-class Toy2dTask:
-    """An MLPDenoiser on a 2-D Gaussian mixture: fast enough for CPU tests, and with a known
-    data distribution to measure samples against."""
-
-    Config = Toy2dConfig
-    samples_file = "samples.png"
-
-    def __init__(self, cfg: Toy2dConfig):
-        self.cfg, self.mixture = cfg, mixture_2d(cfg.mixture)
-
-    def build_model(self) -> nn.Module:
-        return MLPDenoiser(2, hidden=self.cfg.hidden, layers=self.cfg.layers)
-
-    def batch(self, n: int, generator: torch.Generator):
-        return self.mixture.sample(n, generator).float(), EUCLIDEAN
-
-    def denoiser(self, net, schedule, prediction: str, space) -> Denoiser:
-        return Denoiser(net, schedule, prediction, space)
-
-    def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, seed: int,
-                 png: str | os.PathLike | None = None, device="cpu", progress: bool = False,
-                 atoms: int | None = None) -> dict:
-        if atoms is not None:
-            raise ValueError("a toy2d model samples points, not molecules: no atom count")
-        return evaluate_2d(denoiser_for(EUCLIDEAN), self.mixture, sampler, n, seed, png, device,
-                           progress)
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-
-def evaluate_2d(denoiser, mixture, sampler: SamplerConfig, n: int, seed: int,
-                png: str | os.PathLike | None = None, device="cpu", progress: bool = False) -> dict:
-    """Sample n points on `device`, measure sliced W1 and MMD (on the first MMD_POINTS, as it
-    is quadratic in time and memory) against n fresh data points and, if png is given, plot
-    the samples next to the data over the true density."""
-    on_device = torch.Generator(device).manual_seed(seed)  # the samplers' noise is drawn there
-    x = torch.randn(n, mixture.dim, generator=on_device, device=device)
-    samples = sample(denoiser, x, sampler, generator=on_device, progress=progress).float().cpu()
-    cpu = torch.Generator().manual_seed(seed)
-    data = mixture.sample(n, cpu).float()
-    metrics = {"mmd": mmd_rbf(samples[:MMD_POINTS], data[:MMD_POINTS]),
-               "sliced_w1": sliced_wasserstein(samples, data, generator=cpu)}
-    if png is not None:
-        plotting.scatter_png(png, samples, data, log_density=mixture.log_prob,
-                             title=f"{sampler.kind}, {sampler.steps} steps: "
-                                   f"MMD {metrics['mmd']:.2e}, sliced W1 {metrics['sliced_w1']:.3f}")
-    return metrics
