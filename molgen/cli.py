@@ -155,7 +155,7 @@ def _demo(args) -> int:
     sampler = SamplerConfig(kind=args.sampler, steps=args.steps)
     mixture, schedule = mixture_2d(args.mixture), make_schedule(args.schedule)
     denoiser = Denoiser(ExactEpsModel(mixture, schedule), schedule, "eps")
-    metrics = evaluate_2d(denoiser, mixture, sampler, args.num_samples, seed=args.seed,
+    metrics = evaluate_2d(denoiser, mixture, sampler, n=args.num_samples, seed=args.seed,
                           path=args.output)
     print(f"demo: {args.num_samples} samples of the {args.mixture!r} mixture from its exact "
           f"model, {args.sampler} {args.steps} steps ({args.schedule} schedule): "

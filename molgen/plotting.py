@@ -52,7 +52,7 @@ def loss_png(path: str | os.PathLike, steps: Sequence[int], losses: Sequence[flo
     fig.savefig(path, dpi=100)
 
 
-def image_grid_png(path: str | os.PathLike, images: torch.Tensor, ncol: int | None = None,
+def image_grid_png(path: str | os.PathLike, images: torch.Tensor, ncol: int | None = None, *,
                    pad: int = 2, min_tile: int = 32) -> None:
     """Images [N, C, H, W] in [-1, 1] (C = 1 or 3) as one PNG, ncol per row (at most N;
     default: a near-square grid) on a white background with `pad` pixels between tiles.

@@ -26,9 +26,9 @@ def _state(n=64, d=3, t=0.37, seed=0):
 def test_conversions_are_exact_round_trips(src, dst):
     x0, eps, xt, a, s = _state()
     truth = {"eps": eps, "x0": x0, "v": a * eps - s * x0, "score": -eps / s}
-    got = convert(truth[src], src, dst, xt, a, s)
+    got = convert(truth[src], src, dst, x=xt, alpha=a, sigma=s)
     torch.testing.assert_close(got, truth[dst], rtol=1e-12, atol=1e-12)
-    back = convert(got, dst, src, xt, a, s)
+    back = convert(got, dst, src, x=xt, alpha=a, sigma=s)
     torch.testing.assert_close(back, truth[src], rtol=1e-12, atol=1e-12)
 
 
@@ -55,7 +55,7 @@ def test_denoiser_accepts_any_parameterization(prediction):
 
     def model(x, t):
         a, s = sch.alpha(t)[:, None], sch.sigma(t)[:, None]
-        return convert(exact(x, t), "eps", prediction, x, a, s)
+        return convert(exact(x, t), "eps", prediction, x=x, alpha=a, sigma=s)
 
     x = torch.randn(16, 2, generator=torch.Generator().manual_seed(2), dtype=f64)
     ref = Denoiser(exact, sch)(x, 0.5)
@@ -69,7 +69,7 @@ def test_error_identities_behind_the_weightings():
     x0, eps, xt, a, s = _state()
     delta = 0.01 * torch.randn_like(x0)
     x0_hat = x0 + delta
-    _, eps_hat = to_x0_eps(x0_hat, "x0", xt, a, s)
+    _, eps_hat = to_x0_eps(x0_hat, "x0", xt, alpha=a, sigma=s)
     v, v_hat = a * eps - s * x0, a * eps_hat - s * x0_hat
     snr = a * a / (s * s)
     torch.testing.assert_close((eps_hat - eps).pow(2).sum(), snr * delta.pow(2).sum())
@@ -80,9 +80,9 @@ def test_min_snr_and_vlb_weights():
     sch = LinearSchedule()
     t = torch.tensor([0.001, 0.002, 0.05, 0.5, 0.99], dtype=f64)
     snr = sch.snr(t)
-    torch.testing.assert_close(loss_weight(sch, t, "eps", "min_snr"), snr.clamp(max=5) / snr)
-    torch.testing.assert_close(loss_weight(sch, t, "x0", "min_snr"), snr.clamp(max=5))
-    torch.testing.assert_close(loss_weight(sch, t, "v", "min_snr"), snr.clamp(max=5) / (snr + 1))
+    torch.testing.assert_close(loss_weight(sch, t, target="eps", weighting="min_snr"), snr.clamp(max=5) / snr)
+    torch.testing.assert_close(loss_weight(sch, t, target="x0", weighting="min_snr"), snr.clamp(max=5))
+    torch.testing.assert_close(loss_weight(sch, t, target="v", weighting="min_snr"), snr.clamp(max=5) / (snr + 1))
     # with σ² = β̃ the bound term's x0 weight is ½(SNR(t−1) − SNR(t)) (Kingma et al. 2021)
     tt = t[1:]
     torch.testing.assert_close(vlb_x0_weight(sch, tt), 0.5 * (sch.snr(tt - 1e-3) - sch.snr(tt)), rtol=1e-9, atol=0)

@@ -106,8 +106,9 @@ class ConformerSpace(GraphSpace):
         (`relieve_clashes`, at most that many steps)."""
         angles = state_to_angles(x)
         if clash_steps:
-            angles = relieve_clashes(self.torsions, self.pos, angles, self.clash_pairs,
-                                     self.clash_limits, self.clash_conformer, steps=clash_steps)
+            angles = relieve_clashes(self.torsions, self.pos, angles, pairs=self.clash_pairs,
+                                     limits=self.clash_limits, pair_conformer=self.clash_conformer,
+                                     steps=clash_steps)
         return self.torsions.set(self.pos, angles)
 
 

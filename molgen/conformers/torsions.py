@@ -142,7 +142,7 @@ class TorsionBatch:
         return pos
 
 
-def relieve_clashes(torsions: TorsionBatch, pos: Tensor, angles: Tensor, pairs: Tensor,
+def relieve_clashes(torsions: TorsionBatch, pos: Tensor, angles: Tensor, *, pairs: Tensor,
                     limits: Tensor, pair_conformer: Tensor, steps: int,
                     rate: float = 0.05, max_turn: float = 0.1) -> Tensor:
     """Torsion angles [T] turned, by at most `steps` steps of gradient descent, away from

@@ -25,7 +25,7 @@ from .spaces import EUCLIDEAN
 PREDICTIONS = ("eps", "x0", "v", "score")
 
 
-def to_x0_eps(pred: Tensor, kind: str, x: Tensor, alpha, sigma) -> tuple[Tensor, Tensor]:
+def to_x0_eps(pred: Tensor, kind: str, x: Tensor, *, alpha, sigma) -> tuple[Tensor, Tensor]:
     """(x̂_0, ε̂) from a prediction of the given kind at x_t = x."""
     if kind == "eps":
         return (x - sigma * pred) / alpha, pred
@@ -38,7 +38,7 @@ def to_x0_eps(pred: Tensor, kind: str, x: Tensor, alpha, sigma) -> tuple[Tensor,
     raise ValueError(f"unknown parameterization {kind!r}; choose one of {PREDICTIONS}")
 
 
-def from_x0_eps(x0: Tensor, eps: Tensor, kind: str, alpha, sigma) -> Tensor:
+def from_x0_eps(x0: Tensor, eps: Tensor, kind: str, *, alpha, sigma) -> Tensor:
     """The prediction of the given kind that corresponds to (x̂_0, ε̂)."""
     if kind == "eps":
         return eps
@@ -51,9 +51,10 @@ def from_x0_eps(x0: Tensor, eps: Tensor, kind: str, alpha, sigma) -> Tensor:
     raise ValueError(f"unknown parameterization {kind!r}; choose one of {PREDICTIONS}")
 
 
-def convert(pred: Tensor, src: str, dst: str, x: Tensor, alpha, sigma) -> Tensor:
+def convert(pred: Tensor, src: str, dst: str, *, x: Tensor, alpha, sigma) -> Tensor:
     """Convert a prediction between parameterizations at x_t = x with scales α, σ."""
-    return from_x0_eps(*to_x0_eps(pred, src, x, alpha, sigma), dst, alpha, sigma)
+    return from_x0_eps(*to_x0_eps(pred, src, x, alpha=alpha, sigma=sigma), dst, alpha=alpha,
+                       sigma=sigma)
 
 
 class Denoiser:
@@ -82,7 +83,8 @@ class Denoiser:
     def __call__(self, x: Tensor, t, cond=None) -> tuple[Tensor, Tensor]:
         t = self.times(t, x)
         out = self.model(x, t) if cond is None else self.model(x, t, cond)
-        return to_x0_eps(self.space.project(out), self.prediction, x, *self.scales(t, x))
+        alpha, sigma = self.scales(t, x)
+        return to_x0_eps(self.space.project(out), self.prediction, x, alpha=alpha, sigma=sigma)
 
 
 def graph_denoiser(net, schedule: NoiseSchedule, space, prediction: str = "eps") -> Denoiser:
@@ -153,7 +155,7 @@ class ClassifierGuidedDenoiser(_Wrapper):
             grad, = torch.autograd.grad(self.log_prob(xg, t).sum(), xg)
         alpha, sigma = self.scales(t, x)
         eps = eps - self.scale * sigma * self.space.project(grad)
-        return to_x0_eps(eps, "eps", x, alpha, sigma)
+        return to_x0_eps(eps, "eps", x, alpha=alpha, sigma=sigma)
 
 
 def drop_condition(cond: Tensor, null_cond, p: float = 0.1,

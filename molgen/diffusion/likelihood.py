@@ -54,7 +54,7 @@ def log_likelihood(denoiser, x: Tensor, *, cond=None, trace: str = "hutchinson",
         return f.detach(), div.detach()
 
     delta0 = torch.zeros(space.batch_size(x), dtype=x.dtype, device=x.device)
-    (x1, delta), nfe = rk45(rhs, (x, delta0), t_min, 1.0, rtol, atol)
+    (x1, delta), nfe = rk45(rhs, (x, delta0), t0=t_min, t1=1.0, rtol=rtol, atol=atol)
     dim = space.dim(x)
     log_prior = -0.5 * space.sum(x1**2) - 0.5 * dim * math.log(2 * math.pi)
     logp = log_prior + delta

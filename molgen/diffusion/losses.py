@@ -38,7 +38,7 @@ def vlb_x0_weight(schedule: NoiseSchedule, t: Tensor) -> Tensor:
     return ab_s * beta**2 / (2 * var * (1 - ab_t) ** 2)
 
 
-def loss_weight(schedule: NoiseSchedule, t: Tensor, target: str, weighting: str,
+def loss_weight(schedule: NoiseSchedule, t: Tensor, *, target: str, weighting: str,
                 gamma: float = 5.0) -> Tensor:
     """Per-sample weight on the target's MSE."""
     if target not in TARGETS:
@@ -66,10 +66,10 @@ def diffusion_loss(denoiser, x0: Tensor, *, cond=None, target: str = "eps",
     t = t.to(x0.dtype)
     if noise is None:
         noise = space.noise(x0, generator)
-    xt = q_sample(schedule, x0, t, noise, space)
+    xt = q_sample(schedule, x0, t, noise=noise, space=space)
     alpha, sigma = denoiser.scales(t, x0)
     x0_hat, eps_hat = denoiser(xt, t, cond)
-    pred = from_x0_eps(x0_hat, eps_hat, target, alpha, sigma)
-    true = from_x0_eps(x0, noise, target, alpha, sigma)
+    pred = from_x0_eps(x0_hat, eps_hat, target, alpha=alpha, sigma=sigma)
+    true = from_x0_eps(x0, noise, target, alpha=alpha, sigma=sigma)
     mse = space.sum((pred - true) ** 2) / space.dim(x0)
-    return loss_weight(schedule, t, target, weighting, gamma) * mse
+    return loss_weight(schedule, t, target=target, weighting=weighting, gamma=gamma) * mse

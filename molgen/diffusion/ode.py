@@ -35,7 +35,7 @@ _B5 = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
 _B4 = (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
 
 
-def rk45(f: Callable[[Sequence[Tensor], float], Sequence[Tensor]], y0: Sequence[Tensor],
+def rk45(f: Callable[[Sequence[Tensor], float], Sequence[Tensor]], y0: Sequence[Tensor], *,
          t0: float, t1: float, rtol: float = 1e-5, atol: float = 1e-5,
          max_steps: int = 10_000) -> tuple[list[Tensor], int]:
     """Integrate dy/dt = f(y, t) from t0 to t1 (either direction) with Dormand–Prince 5(4)

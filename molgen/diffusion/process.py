@@ -7,7 +7,7 @@ from .schedules import NoiseSchedule
 from .spaces import EUCLIDEAN
 
 
-def q_sample(schedule: NoiseSchedule, x0: Tensor, t: Tensor, noise: Tensor,
+def q_sample(schedule: NoiseSchedule, x0: Tensor, t: Tensor, *, noise: Tensor,
              space=EUCLIDEAN) -> Tensor:
     """x_t = α(t) x_0 + σ(t) ε for per-sample times t [B]."""
     t = t.to(x0.dtype)

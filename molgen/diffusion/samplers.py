@@ -165,7 +165,7 @@ def rk45_sampler(denoiser, x: Tensor, ts: Tensor, *, cond=None, generator=None,
     Only the first and last two entries of ts are used."""
     t_end = float(ts[-2])
     (x,), _ = rk45(lambda y, t: (pf_ode_drift(denoiser, y[0], t, cond),), (x,),
-                   float(ts[0]), t_end, rtol, atol)
+                   t0=float(ts[0]), t1=t_end, rtol=rtol, atol=atol)
     x0, eps = denoiser(x, t_end, cond)
     x = _denoising_step(x0, eps, _ab(denoiser, float(ts[-1])))
     _report(callback, len(ts) - 2, t_end, x, x0)
@@ -335,7 +335,7 @@ def sample(denoiser, x: Tensor, config: SamplerConfig, *, init: Tensor | None = 
             raise ValueError("sampler start < 1 (SDEdit) needs the state to refine (init)")
         t = torch.full((denoiser.space.batch_size(x),), config.start, dtype=torch.float64,
                        device=x.device)
-        x = q_sample(denoiser.schedule, init.to(x), t, x, denoiser.space)
+        x = q_sample(denoiser.schedule, init.to(x), t, noise=x, space=denoiser.space)
     ts = denoiser.schedule.timesteps(config.steps, config.spacing) * config.start
     return SAMPLERS[config.kind](denoiser, x, ts, cond=cond, generator=generator,
                                  callback=callback, progress=progress, **config.options)

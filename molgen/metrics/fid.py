@@ -137,7 +137,7 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
     return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * cross)
 
 
-def reference_statistics(dataset: str, split: str = "train", limit: int | None = None,
+def reference_statistics(dataset: str, split: str = "train", *, limit: int | None = None,
                          cache_dir: Path | None = None, model: InceptionFeatures | None = None,
                          progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Feature statistics of a dataset split (first ``limit`` images), cached as ``.npz``.
@@ -160,7 +160,8 @@ def reference_statistics(dataset: str, split: str = "train", limit: int | None =
 
 
 def fid(images: torch.Tensor, reference: torch.Tensor | tuple[np.ndarray, np.ndarray],
-        model: InceptionFeatures | None = None, batch_size: int = 100, progress: bool = True) -> float:
+        *, model: InceptionFeatures | None = None, batch_size: int = 100,
+        progress: bool = True) -> float:
     """FID of ``images`` against reference images or precomputed ``(mu, cov)`` statistics.
 
     FID is biased upwards at small N (the covariance estimate needs thousands of images): only

@@ -99,7 +99,7 @@ def molecules_of(data: QM9, rows: Tensor) -> list[tuple[Tensor, Tensor]]:
     return [(data[i]["positions"], data[i]["atom_types"]) for i in rows.tolist()]
 
 
-def train_regressor(cfg: RegressorConfig, out_dir: str | Path, progress: bool = True,
+def train_regressor(cfg: RegressorConfig, out_dir: str | Path, *, progress: bool = True,
                     checkpoint_every: int = 1000, device="cpu") -> PropertyRegressor:
     """Train on the first half of the train split, resuming from out_dir/regressor.pt if it
     is there (a batch depends only on (seed, step), so a resumed run is the run)."""

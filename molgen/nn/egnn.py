@@ -69,7 +69,7 @@ class EGNN(nn.Module):
     cutoff None: fully connected molecules; a float: the radius graph of the noisy input.
     """
 
-    def __init__(self, num_features: int, hidden: int = 128, layers: int = 9, cond_dim: int = 0,
+    def __init__(self, num_features: int, hidden: int = 128, layers: int = 9, *, cond_dim: int = 0,
                  cutoff: float | None = None, coords_range: float = 15.0):
         super().__init__()
         self.hidden, self.cond_dim, self.cutoff = hidden, cond_dim, cutoff
@@ -80,8 +80,9 @@ class EGNN(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, *,
                 space: MoleculeSpace) -> Tensor:
-        index, num, pos, inputs = network_inputs(x, t, cond, space, self.time, self.hidden,
-                                                 self.cond_dim, self.embed.weight.dtype)
+        index, num, pos, inputs = network_inputs(
+            x, t, cond, space=space, time_mlp=self.time, time_dim=self.hidden,
+            cond_dim=self.cond_dim, dtype=self.embed.weight.dtype)
         edges = graph_edges(pos, index, num, self.cutoff)
         h = self.embed(inputs)
         d2_input = (pos[edges[0]] - pos[edges[1]]).square().sum(-1, keepdim=True)

@@ -16,7 +16,7 @@ from ..diffusion.spaces import POS, MoleculeSpace
 from .layers import sinusoidal_embedding
 
 
-def network_inputs(x: Tensor, t: Tensor, cond: Tensor | None, space: MoleculeSpace,
+def network_inputs(x: Tensor, t: Tensor, cond: Tensor | None, *, space: MoleculeSpace,
                    time_mlp, time_dim: int, cond_dim: int, dtype: torch.dtype):
     """What a molecule denoiser reads from a state: the graph index and molecule count, the
     positions, and per atom [features | its molecule's time embedding | its condition].

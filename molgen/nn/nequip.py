@@ -59,7 +59,7 @@ class GatedConv(nn.Module):
     extra scalar (0e) per gated irrep, so W₂ produces `gate.irreps_in`.
     """
 
-    def __init__(self, irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_hidden: o3.Irreps,
+    def __init__(self, irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_hidden: o3.Irreps, *,
                  num_basis: int, radial_hidden: int, avg_neighbors: float):
         super().__init__()
         self.irreps_in = irreps_in
@@ -123,7 +123,7 @@ class NequIP(nn.Module):
     """
 
     def __init__(self, num_features: int, irreps_hidden: str = "32x0e + 8x1o + 8x2e", layers: int = 3,
-                 lmax: int = 2, cond_dim: int = 0, cutoff: float | None = None, r_max: float = 10.0,
+                 *, lmax: int = 2, cond_dim: int = 0, cutoff: float | None = None, r_max: float = 10.0,
                  num_basis: int = 8, radial_hidden: int = 32, time_dim: int = 32,
                  avg_neighbors: float = 16.0):
         super().__init__()
@@ -143,8 +143,9 @@ class NequIP(nn.Module):
         irreps = o3.Irreps(f"{scalars}x0e")
         self.convs = nn.ModuleList()
         for _ in range(layers):
-            self.convs.append(GatedConv(irreps, self.irreps_sh, self.irreps_hidden, num_basis, radial_hidden,
-                                        avg_neighbors))
+            self.convs.append(GatedConv(irreps, self.irreps_sh, self.irreps_hidden,
+                                        num_basis=num_basis, radial_hidden=radial_hidden,
+                                        avg_neighbors=avg_neighbors))
             irreps = self.convs[-1].irreps_out
         if o3.Irrep("1o") not in irreps:
             raise ValueError(f"the last layer's irreps {irreps} have no vector (1o) for the positions; "
@@ -153,8 +154,9 @@ class NequIP(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, *,
                 space: MoleculeSpace) -> Tensor:
-        index, num, pos, inputs = network_inputs(x, t, cond, space, self.time, self.time_dim,
-                                                 self.cond_dim, self.embed.weight.dtype)
+        index, num, pos, inputs = network_inputs(
+            x, t, cond, space=space, time_mlp=self.time, time_dim=self.time_dim,
+            cond_dim=self.cond_dim, dtype=self.embed.weight.dtype)
         edges = graph_edges(pos, index, num, self.cutoff)
         rel = pos[edges[0]] - pos[edges[1]]
         # the 1e-8 keeps the gradient of the norm finite for coincident atoms

@@ -81,7 +81,7 @@ class Attention(nn.Module):
 class Block(nn.Module):
     """A ResBlock, followed by attention where the resolution asks for it."""
 
-    def __init__(self, cin: int, cout: int, emb_dim: int, dropout: float, heads: int,
+    def __init__(self, cin: int, cout: int, emb_dim: int, *, dropout: float, heads: int,
                  attention: bool):
         super().__init__()
         self.res = ResBlock(cin, cout, emb_dim, dropout)
@@ -120,7 +120,7 @@ class UNet(nn.Module):
     decides where attention goes (the network itself accepts any size).
     """
 
-    def __init__(self, in_channels: int, image_size: int, channels: int = 64,
+    def __init__(self, in_channels: int, image_size: int, *, channels: int = 64,
                  channel_mult: Sequence[int] = (1, 2, 2), blocks: int = 2,
                  attention_resolution: int = 16, heads: int = 4, dropout: float = 0.1,
                  num_classes: int = 0):
@@ -130,7 +130,8 @@ class UNet(nn.Module):
         self.inp = nn.Conv2d(in_channels, channels, 3, padding=1)
 
         def block(cin, cout, res):
-            return Block(cin, cout, emb_dim, dropout, heads, 0 < res <= attention_resolution)
+            return Block(cin, cout, emb_dim, dropout=dropout, heads=heads,
+                         attention=0 < res <= attention_resolution)
 
         ch, res, skips = channels, image_size, [channels]
         self.down = nn.ModuleList()
@@ -143,7 +144,8 @@ class UNet(nn.Module):
                 self.down.append(Downsample(ch))
                 skips.append(ch)
                 res = (res + 1) // 2
-        self.mid = nn.ModuleList([block(ch, ch, res), Block(ch, ch, emb_dim, dropout, heads, False)])
+        self.mid = nn.ModuleList([block(ch, ch, res), Block(ch, ch, emb_dim, dropout=dropout, heads=heads,
+                                                             attention=False)])
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mult))):
             for _ in range(blocks + 1):

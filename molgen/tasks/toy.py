@@ -52,7 +52,7 @@ class Toy2dTask:
                  path: str | os.PathLike | None = None, device="cpu",
                  progress: bool = False) -> dict:
         """Sliced W1 and MMD of n samples to the mixture; the samples plotted to `path`."""
-        return evaluate_2d(denoiser_for(EUCLIDEAN), self.mixture, sampler, n, seed=seed,
+        return evaluate_2d(denoiser_for(EUCLIDEAN), self.mixture, sampler, n=n, seed=seed,
                            path=path, device=device, progress=progress)
 
     def state_dict(self) -> dict:
@@ -62,7 +62,7 @@ class Toy2dTask:
         pass
 
 
-def evaluate_2d(denoiser, mixture, sampler: SamplerConfig, n: int, *, seed: int,
+def evaluate_2d(denoiser, mixture, sampler: SamplerConfig, *, n: int, seed: int,
                 path: str | os.PathLike | None = None, device="cpu",
                 progress: bool = False) -> dict:
     """Sample n points on `device`, measure sliced W1 and MMD (on the first MMD_POINTS, as it
