@@ -260,8 +260,11 @@ METRIC_FORMATS = {  # how the metrics of each task read in a line, in this order
 
 
 def _metrics(metrics: dict) -> str:
-    return ", ".join(form.format(metrics[key]) for key, form in METRIC_FORMATS.items()
-                     if key in metrics)
+    """The metrics in a line: the known ones as METRIC_FORMATS says, then the others."""
+    known = [form.format(metrics[key]) for key, form in METRIC_FORMATS.items() if key in metrics]
+    other = [f"{key.replace('_', ' ')} {value:.4g}" for key, value in metrics.items()
+             if key not in METRIC_FORMATS and key != "step" and isinstance(value, (int, float))]
+    return ", ".join(known + other)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Every sampler, driven by the exact model of a Gaussian mixture, reproduces the mixture."""
+import inspect
 import math
 
 import numpy as np
@@ -6,8 +7,10 @@ import pytest
 import torch
 from scipy import stats
 
-from molgen.diffusion import (Denoiser, LinearSchedule, SamplerConfig, ZeroMeanSpace, ddim, ddim_invert,
-                              make_schedule, sample)
+from molgen.diffusion import (SAMPLERS, Denoiser, LinearSchedule, MoleculeSpace, SamplerConfig, ZeroMeanSpace,
+                              ddim, ddim_invert, make_schedule, q_sample, sample, sample_in_batches,
+                              sampler_options)
+from molgen.diffusion.samplers import COMMON_ARGUMENTS
 from molgen.data.toy import ExactEpsModel, GaussianMixture, mixture_2d
 
 f64 = torch.float64
@@ -159,3 +162,75 @@ def test_callback_sees_every_step():
     seen = []
     sample(den, _noise(10, 2), SamplerConfig("dpmpp_2m", steps=7), callback=lambda d: seen.append(d["i"]))
     assert seen == list(range(7))
+
+
+def test_every_sampler_has_the_common_signature():
+    """A sampler is f(denoiser, x, ts, *, cond, generator, callback, progress, **options):
+    `sample` calls all of them alike, and their options are what SamplerConfig accepts."""
+    for kind, fn in SAMPLERS.items():
+        params = inspect.signature(fn).parameters
+        assert list(params)[:3] == ["denoiser", "x", "ts"], kind
+        keyword = {p.name for p in params.values() if p.kind is p.KEYWORD_ONLY}
+        assert set(COMMON_ARGUMENTS) <= keyword, kind
+        assert set(sampler_options(kind)) == keyword - set(COMMON_ARGUMENTS), kind
+    assert sampler_options("ddim") == {"eta": 0.0} and sampler_options("dpmpp_2m") == {}
+
+
+def test_sampler_options_are_checked_and_old_records_load():
+    with pytest.raises(ValueError, match="sampler 'ddim' has no option variance; its options: eta"):
+        SamplerConfig("ddim", options={"variance": "beta"})
+    # a record written before `options` (flat settings of every sampler): those of its kind
+    # become options, the others are dropped
+    old = {"kind": "ddpm", "steps": 5, "spacing": "trailing", "eta": 0.0, "variance": "beta",
+           "corrector_steps": 0, "snr": 0.16, "rtol": 1e-5, "atol": 1e-5, "guidance_scale": 0.0}
+    assert SamplerConfig.from_dict(old) == SamplerConfig("ddpm", steps=5, options={"variance": "beta"})
+
+
+def test_sdedit_noises_its_start_inside_sample():
+    """start < 1 needs the clean state; a start near 0 returns it nearly unchanged, and the
+    state at `start` is q(x_start | init) with the given noise (checked with a denoiser that
+    reports its first input)."""
+    sch, mix = LinearSchedule(), mixture_2d("three")
+    den = Denoiser(ExactEpsModel(mix, sch), sch)
+    init, noise = mix.sample(200, torch.Generator().manual_seed(3)), _noise(200, 2, seed=4)
+    with pytest.raises(ValueError, match="init"):
+        sample(den, noise, SamplerConfig("ddim", steps=10, start=0.5))
+    near = sample(den, noise, SamplerConfig("ddim", steps=2, start=0.002), init=init)
+    assert float((near - init).abs().max()) < 0.05
+    first = []
+    sample(den, noise, SamplerConfig("ddim", steps=4, start=0.5), init=init,
+           callback=lambda d: first.append((d["t"], d["x0"])) if not first else None)
+    t = torch.full((200,), 0.5, dtype=f64)
+    x_start = q_sample(sch, init, t, noise=noise)
+    assert first[0][0] == pytest.approx(0.5)
+    torch.testing.assert_close(first[0][1], den(x_start, 0.5)[0])
+
+
+def test_sample_in_batches_returns_one_sample_per_item_in_order():
+    """Batches of molecules of different sizes: each item gets its own rows, on the space
+    (centred positions), the same for the same seed, whatever the device generator."""
+    sch = LinearSchedule()
+    sizes = torch.tensor([3, 5, 2, 4, 1, 6, 2])
+
+    def layout(chunk):
+        return MoleculeSpace.from_sizes(chunk), (int(chunk.sum()), 4)
+
+    def denoiser_for(space):  # a network that predicts ε = 0.5 x
+        return Denoiser(lambda x, t: 0.5 * x, sch, "eps", space)
+
+    out = sample_in_batches(denoiser_for, sizes, SamplerConfig("ddim", steps=5), layout=layout,
+                            batch_size=3, seed=0)
+    assert [len(m) for m in out] == sizes.tolist() and all(m.shape[1] == 4 for m in out)
+    assert max(float(m[:, :3].mean(0).abs().max()) for m in out) < 1e-4  # CoM-free (float32)
+    again = sample_in_batches(denoiser_for, sizes, SamplerConfig("ddim", steps=5), layout=layout,
+                              batch_size=3, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(out, again))
+    batches = []
+
+    def readout(space, x):
+        batches.append(space.num_graphs)
+        return [len(m) for m in space.unbatch(x)]
+
+    counts = sample_in_batches(denoiser_for, sizes, SamplerConfig("ddim", steps=5), layout=layout,
+                               batch_size=3, seed=0, readout=readout)
+    assert batches == [3, 3, 1] and counts == sizes.tolist()

@@ -19,7 +19,9 @@ from molgen.diffusion import SamplerConfig
 from molgen.metrics.stats import mmd_rbf
 from molgen.tasks.toy import Toy2dConfig
 from molgen.data.toy import mixture_2d
-from molgen.train import CHECKPOINT, CONFIG_DIR, EMA, LOG, TASKS, ConfigError, Trainer, config_from_dict, load_checkpoint, load_config, make_optimizer, read_log, rng_state, save_checkpoint, set_rng_state, step_generator, train
+from molgen.train import (CHECKPOINT, CONFIG_DIR, EMA, LOG, TASKS, ConfigError, Trainer, build_schedule,
+                          config_from_dict, load_checkpoint, load_config, make_optimizer, read_log,
+                          rng_state, save_checkpoint, set_rng_state, step_generator, train)
 
 # a small, fast configuration for everything but the quality test
 SMALL = ["progress=false", "task.hidden=32", "task.layers=2", "batch_size=64",
@@ -41,8 +43,9 @@ def test_default_config_is_typed_and_complete():
     cfg = load_config()
     assert isinstance(cfg.task, Toy2dConfig) and isinstance(cfg.sampler, SamplerConfig)
     assert isinstance(cfg.optim.lr, float) and isinstance(cfg.steps, int)
-    # every sampler setting is in the yaml, so every one can be overridden without '+'
+    # a sampler's own settings and a schedule's parameters are added with a '+'
     assert load_config(["+sampler.options.eta=0.5", "sampler.kind=ddim"]).sampler.options == {"eta": 0.5}
+    assert build_schedule(load_config(["+diffusion.schedule_params.T=500"]).diffusion).T == 500
     assert config_from_dict(dataclasses.asdict(cfg)) == cfg
 
 
@@ -58,6 +61,9 @@ def test_default_config_is_typed_and_complete():
     ("sampler.steps=5000", "steps must be in 1..1000"),
     ("diffusion.weighting=snr", "unknown loss weighting 'snr'"),
     ("accum=0", "accum must be >= 1"),
+    ("sampler.options.eta=1", "add it with a '+', as +sampler.options.eta=VALUE"),
+    ("+sampler.options.eta=x", "sampler 'dpmpp_2m' has no option eta; its options: none"),
+    ("+diffusion.schedule_params.TT=5", "the cosine schedule has no parameter TT"),
 ])
 def test_bad_overrides_raise_one_line_config_errors(override, message):
     with pytest.raises(ConfigError) as info:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +20,11 @@ from omegaconf import MISSING
 
 from ..diffusion import SamplerConfig, graph_denoiser
 from ..train.task import Batch
+
+if TYPE_CHECKING:  # RDKit and torch-geometric load on first use: a toy run skips them
+    from rdkit import Chem
+
+    from .model import Conformer
 
 
 @dataclass
@@ -48,12 +54,12 @@ class ConformerTask:
 
     def __init__(self, cfg: ConformerTaskConfig):
         self.cfg = cfg
-        self._split = None
+        self._ligands, self._train = None, None
 
-    def split(self):
-        """(train, held-out) lists: `Conformer`s to train on, (Conformer, crystal Mol) pairs to
-        evaluate on; loaded on first use."""
-        if self._split is None:
+    def ligands(self) -> list[tuple[int, Conformer, Chem.Mol]]:
+        """(rank in InChIKey order, crystal conformer, crystal Mol) of the crystal ligands
+        with rotatable bonds; loaded on first use."""
+        if self._ligands is None:
             from rdkit import Chem
 
             from .data import crystal_ligands
@@ -61,17 +67,29 @@ class ConformerTask:
 
             mols = sorted(crystal_ligands(), key=Chem.MolToInchiKey)
             items = [(i, Conformer.of(m), m) for i, m in enumerate(mols)]
-            items = [it for it in items if len(it[1].graph.torsions)]
-            train = [c for i, c, m in items if i % 20]
-            train += [c for i, c, m in items if i % 20 for c in self._embedded(c, m)]
+            self._ligands = [it for it in items if len(it[1].graph.torsions)]
+        return self._ligands
+
+    def held_out(self) -> list[tuple[Conformer, Chem.Mol]]:
+        """Every 20th ligand: (crystal conformer, crystal Mol) pairs to evaluate on."""
+        return [(c, m) for i, c, m in self.ligands() if not i % 20]
+
+    def training_set(self) -> list[Conformer]:
+        """The other ligands' crystal conformers, their torsions on ETKDG local structures too,
+        and the force-field conformers of MOSES molecules if configured; built on first use."""
+        if self._train is None:
+            from .model import Conformer
+
+            train = [c for i, c, m in self.ligands() if i % 20]
+            train += [c for i, c, m in self.ligands() if i % 20 for c in self._embedded(c, m)]
             if self.cfg.force_field_molecules:
                 from .data import force_field_conformers
 
                 extra = [Conformer.of(m) for m in force_field_conformers(
                     self.cfg.force_field_molecules, self.cfg.force_field_conformers)]
                 train += [c for c in extra if len(c.graph.torsions)]
-            self._split = (train, [(c, m) for i, c, m in items if not i % 20])
-        return self._split
+            self._train = train
+        return self._train
 
     def _embedded(self, crystal, mol):
         """The crystal conformer's torsions set on ETKDG local structures of the ligand: the
@@ -98,7 +116,7 @@ class ConformerTask:
     def batch(self, n: int, generator: torch.Generator) -> Batch:
         from .model import ConformerSpace
 
-        train = self.split()[0]
+        train = self.training_set()
         space = ConformerSpace([train[i] for i in torch.randint(len(train), (n,), generator=generator)])
         return Batch(space.data(), space)
 
@@ -128,7 +146,7 @@ class ConformerTask:
         from .model import Conformer
         from .rmsd import heavy_atom_rmsd
 
-        k, held_out = self.cfg.eval_k, self.split()[1][:n]
+        k, held_out = self.cfg.eval_k, self.held_out()[:n]
         jobs, etkdg = [], []
         for conformer, crystal in held_out:
             mol = Chem.Mol(crystal)

@@ -4,7 +4,7 @@ the optimizer (`ema`), DistributedDataParallel (`distributed`), the task contrac
 from .checkpoint import (CHECKPOINT, CHECKPOINT_KEYS, LOG, MODEL_KEYS, load_checkpoint, read_log,
                          rng_state, save_checkpoint, seed_everything, set_rng_state,
                          step_generator)
-from .config import CONFIG_DIR, ConfigError, TrainConfig, config_from_dict, load_config
+from .config import CONFIG_DIR, ConfigError, TrainConfig, build_schedule, config_from_dict, load_config
 from .distributed import DistEnv, init_distributed
 from .ema import EMA, make_optimizer
 from .task import TASKS, Batch, Task, make_task, task_class
@@ -14,7 +14,7 @@ from .trainer import Trainer, train
 __all__ = [
     "CHECKPOINT", "CHECKPOINT_KEYS", "LOG", "MODEL_KEYS", "load_checkpoint", "read_log", "rng_state",
     "save_checkpoint", "set_rng_state", "seed_everything", "step_generator", "CONFIG_DIR", "ConfigError",
-    "TrainConfig", "config_from_dict", "load_config", "DistEnv", "init_distributed", "EMA",
+    "TrainConfig", "build_schedule", "config_from_dict", "load_config", "DistEnv", "init_distributed", "EMA",
     "make_optimizer", "TASKS", "Batch", "Task", "make_task", "task_class", "Trained",
     "export_model", "load_trained", "Trainer", "train",
 ]

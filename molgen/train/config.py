@@ -157,7 +157,13 @@ def _omegaconf_message(exc: OmegaConfBaseException) -> str:
     return _unknown_key(key) if " not in " in first else f"config key '{key}': {first}"
 
 
+OPEN_SECTIONS = ("sampler.options.", "diffusion.schedule_params.")
+"""Sections whose keys are not in the yaml: they are added with a '+'."""
+
+
 def _unknown_key(key: str) -> str:
+    if key.startswith(OPEN_SECTIONS):
+        return f"config key '{key}' is not set yet: add it with a '+', as +{key}=VALUE"
     return f"unknown config key '{key}' (`molgen train --show-config` lists the keys)"
 
 
