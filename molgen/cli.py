@@ -78,9 +78,10 @@ def _build_parser() -> argparse.ArgumentParser:
                     "samples next to the data (PNG); images writes a PNG grid of the first 100 "
                     "images (a class per column for a class-conditional model); qm9 writes the "
                     "molecules to an SDF, with bonds perceived by EDM's distance rule, and an XYZ "
-                    "file beside it; conformers writes conformers to an SDF.  --atoms and "
-                    "--target are for qm9 checkpoints, --class for images, --molecules for "
-                    "conformers.")
+                    "file beside it; conformers writes conformers to an SDF; backbones writes "
+                    "Cα traces to a multi-model PDB.  --atoms and --target are for qm9 "
+                    "checkpoints, --class for images, --molecules for conformers, --length for "
+                    "backbones.")
     smp.add_argument("--checkpoint", required=True, help="checkpoint.pt of a training run")
     smp.add_argument("-o", "--output", default=None,
                      help="file to write (default: the task's samples.png or samples.sdf)")
@@ -97,6 +98,9 @@ def _build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--class", dest="label", type=int, default=None, metavar="K",
                      help="class-conditional images: draw class K only (default: every class "
                           "in turn)")
+    smp.add_argument("--length", type=int, default=None, metavar="L",
+                     help="backbone models: residues per chain (default: drawn from the training "
+                          "chains' lengths)")
     smp.add_argument("--molecules", default=None, metavar="INPUT",
                      help="conformer models: -n conformers of each molecule of INPUT (a SMILES "
                           "or a .smi/.sdf file), as `molgen conformers --checkpoint` makes them "
@@ -133,6 +137,22 @@ def _build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--threads", type=int, default=None, metavar="N",
                       help="torch threads (default: torch's choice)")
     conf.set_defaults(run=_conformers)
+
+    bb = commands.add_parser(
+        "backbones", help="protein backbones (Cα traces) of given lengths to a PDB",
+        description="Generate -n protein backbones (Cα traces) with the backbone diffusion model "
+                    "(molgen.proteins) and write them to a multi-model PDB (MODEL 1 … n, chain A "
+                    "of glycines holding their CA atoms), which PyMOL and ChimeraX open; prints "
+                    "their geometry (molgen.metrics.backbones).")
+    bb.add_argument("--length", type=int, nargs="+", default=None, metavar="L",
+                    help="residues per chain: one value for every chain, or one per chain "
+                         "(default: drawn from the training chains' lengths)")
+    bb.add_argument("-o", "--output", default="backbones.pdb",
+                    help="PDB to write (default: %(default)s)")
+    _add_sampling_args(bb, sampler=None, steps=None, n=10)
+    bb.add_argument("--checkpoint", default=None, metavar="PATH",
+                    help="backbone model checkpoint (default: the shipped model)")
+    bb.set_defaults(run=_backbones)
     return parser
 
 
@@ -180,7 +200,7 @@ def _train(args) -> int:
 
 
 TASK_OPTIONS = {"atoms": "--atoms", "target": "--target", "label": "--class",
-                "molecules": "--molecules"}
+                "molecules": "--molecules", "length": "--length"}
 """The options of Task.evaluate that `molgen sample` sets, and their flags."""
 
 
@@ -247,6 +267,31 @@ def _conformers(args) -> int:
           f"{f' ({failed} failed)' if failed else ''}, {written} conformers in "
           f"{time.perf_counter() - start:.1f} s -> {args.output}")
     return 1 if failed else 0
+
+
+def _backbones(args) -> int:
+    from .data.proteins import traces_of, write_pdb
+    from .metrics.backbones import trace_metrics
+    from .proteins.api import BackboneModel, generate_backbones
+
+    if args.num_samples < 1:
+        raise ValueError(f"-n must be >= 1, got {args.num_samples}")
+    lengths = args.length or [None]
+    if len(lengths) not in (1, args.num_samples):
+        raise ValueError(f"--length takes one value or one per chain ({args.num_samples}), "
+                         f"got {len(lengths)}")
+    start = time.perf_counter()
+    model = BackboneModel.load(args.checkpoint)
+    if lengths == [None]:
+        lengths = model.task.chain_lengths(args.num_samples, args.seed).tolist()
+    lengths = lengths * (args.num_samples // len(lengths))
+    structure = generate_backbones(lengths, model=model, sampler=args.sampler, steps=args.steps,
+                                   seed=args.seed, progress=True)
+    write_pdb(args.output, structure)
+    traces = traces_of(structure)
+    print(f"backbones: {len(traces)} chains of {min(lengths)}–{max(lengths)} residues in "
+          f"{time.perf_counter() - start:.1f} s: {_metrics(trace_metrics(traces))} -> {args.output}")
+    return 0
 
 
 METRIC_FORMATS = {  # how the metrics of each task read in a line, in this order

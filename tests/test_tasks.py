@@ -19,7 +19,7 @@ COMMON = {"seed", "path", "device", "progress"}
 def test_registered_task_implements_the_protocol(name):
     cls = task_class(name)
     assert dataclasses.is_dataclass(cls.Config) and "name" in {f.name for f in dataclasses.fields(cls.Config)}
-    assert cls.samples_file.endswith((".png", ".sdf")) and isinstance(cls.options, tuple)
+    assert cls.samples_file.endswith((".png", ".sdf", ".pdb")) and isinstance(cls.options, tuple)
     for method in ("build_model", "batch", "denoiser", "evaluate", "state_dict", "load_state_dict"):
         got = inspect.signature(getattr(cls, method))
         want = inspect.signature(getattr(Task, method))

@@ -1,8 +1,8 @@
 """Conformer generation: SMILES or RDKit molecules in, RDKit molecules with 3D conformers out
 (`generate_conformers`; the shell's `molgen conformers`).
 
-The names below load on first use: `molgen.train` imports the training task from this
-package, and a toy run should not pay for importing RDKit and torch-geometric.
+The names below load on first use: importing the package (for its training task,
+molgen.conformers.task) should not pay for RDKit and torch-geometric.
 """
 import importlib
 

@@ -22,6 +22,7 @@ TASKS = {
     "images": "molgen.tasks.images:ImageTask",
     "qm9": "molgen.tasks.qm9:QM9Task",
     "conformers": "molgen.conformers.task:ConformerTask",
+    "backbones": "molgen.proteins.task:BackboneTask",
 }
 """Task name (the config's task.name) → "module:Class" of its implementation."""
 

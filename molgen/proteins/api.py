@@ -1,0 +1,72 @@
+"""`generate_backbones`: chain lengths in, Cα traces out, as Bio.PDB structures."""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from importlib import resources
+
+import torch
+
+from ..diffusion import SamplerConfig
+from ..train import load_trained
+from .task import BackboneTask
+
+DEFAULT_MODEL = "default.pt"
+"""The shipped model, in molgen/proteins/weights/ (trained by `experiment=backbones`)."""
+
+
+@dataclass
+class BackboneModel:
+    """A trained backbone model: its task (lengths, sampling), how to denoise a batch and how
+    it samples by default."""
+
+    task: BackboneTask
+    denoiser_for: object
+    sampler: SamplerConfig
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> "BackboneModel":
+        """The model in a molgen checkpoint (or exported model file); the shipped one if None."""
+        if path is None:
+            return _default_model()
+        trained = load_trained(path)
+        if trained.cfg.task.name != "backbones":
+            raise ValueError(f"{path} holds a {trained.cfg.task.name!r} model, not a backbone model")
+        return cls(trained.task, trained.denoiser, trained.sampler)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_model() -> BackboneModel:
+    path = resources.files("molgen.proteins") / "weights" / DEFAULT_MODEL
+    if not path.is_file():
+        raise FileNotFoundError(f"no shipped backbone model ({path}); train one with "
+                                "`molgen train experiment=backbones` and pass --checkpoint")
+    with resources.as_file(path) as file:
+        return BackboneModel.load(file)
+
+
+def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | None = None,
+                       sampler: str | None = None, steps: int | None = None, seed: int = 0,
+                       progress: bool = False):
+    """Cα traces of one chain per entry of `lengths` (an int: one chain), as one Bio.PDB
+    Structure with a model per chain: chain A of glycines holding their CA atoms (Å).
+    molgen.data.proteins.write_pdb writes it as a multi-model PDB, traces_of reads the
+    traces back as arrays.
+
+    sampler, steps: a core sampler (molgen.diffusion.SAMPLERS) and its step count, by default
+    the model's; model: a BackboneModel or a checkpoint path, by default the shipped one."""
+    from ..data.proteins import to_structure
+
+    lengths = [lengths] if isinstance(lengths, int) else list(lengths)
+    if not lengths or not all(isinstance(n, int) for n in lengths):
+        raise ValueError(f"lengths must be an int or a list of ints, got {lengths!r}")
+    if not isinstance(model, BackboneModel):
+        model = BackboneModel.load(model)
+    config = model.sampler.to_dict()
+    config.update({k: v for k, v in (("kind", sampler), ("steps", steps)) if v is not None})
+    counts = torch.tensor([model.task.chain_lengths(1, seed, n)[0] for n in lengths])
+    with torch.no_grad():
+        traces = model.task.sample(model.denoiser_for, SamplerConfig.from_dict(config), counts,
+                                   seed=seed, progress=progress)
+    return to_structure(traces)
