@@ -184,8 +184,8 @@ def provenance() -> dict:
         info["git_dirty_paths_molgen"] = run("status", "--porcelain", "molgen").splitlines()
     except (OSError, subprocess.SubprocessError):
         pass
-    for rel in ("molgen/diffusion/samplers.py", "molgen/diffusion/ode.py", "molgen/toy.py",
-                "molgen/diffusion/schedules.py", "molgen/stats.py"):
+    for rel in ("molgen/diffusion/samplers.py", "molgen/diffusion/ode.py", "molgen/data/toy.py",
+                "molgen/diffusion/schedules.py", "molgen/metrics/stats.py"):
         f = root / rel
         if f.exists():
             info[f"sha256:{rel}"] = hashlib.sha256(f.read_bytes()).hexdigest()[:16]

@@ -1,0 +1,219 @@
+"""The benchmark scripts still run against the package: every command line answers --help, and
+each script does one tiny real run whose JSON holds the keys benchmarks/README.md describes,
+with finite numbers.  (image_fid's device step and `score --samples-from` run in
+test_device_step; device_step.py is their helper module, with no command line.)"""
+import importlib
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from molecule_helpers import needs_qm9
+from molgen.data.paths import default_cache_dir, default_data_root
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # the scripts import device_step as a top-level module
+
+SCRIPTS = {  # script → its subcommands
+    "conformers": [],
+    "core_samplers": [],
+    "image_fid": ["score", "device"],
+    "qm9_conditional": ["regressor", "evaluate"],
+    "qm9_generation": ["device", "metrics", "throughput"],
+}
+HELPERS = {"device_step"}
+USER_CACHE = default_cache_dir()  # read before conftest's `cache` fixture points MOLGEN_CACHE elsewhere
+PLATINUM = default_data_root() / "conformers" / "platinum_diverse_2017_01_dev.sdf.gz"
+
+
+def bench(script: str, *args) -> subprocess.CompletedProcess:
+    """benchmarks/<script>.py args in a subprocess (MOLGEN_DATA and OMP_NUM_THREADS=1 inherited)."""
+    return subprocess.run([sys.executable, str(BENCHMARKS / f"{script}.py"), *map(str, args)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def numbers(obj, path=""):
+    """(path, value) of every number in a JSON tree."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from numbers(v, f"{path}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from numbers(v, f"{path}[{i}]")
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        yield path, obj
+
+
+def assert_finite(obj):
+    bad = [p for p, v in numbers(obj) if not math.isfinite(v)]
+    assert bad == [], f"not finite: {bad[:10]}"
+
+
+# -- every command line answers --help -----------------------------------------------------------
+
+def test_every_script_is_listed_and_the_helper_has_no_command_line():
+    assert {p.stem for p in BENCHMARKS.glob("*.py")} == set(SCRIPTS) | HELPERS
+    for helper in HELPERS:
+        source = (BENCHMARKS / f"{helper}.py").read_text()
+        assert "__main__" not in source and "argparse" not in source
+
+
+COMMANDS = [[name] for name in SCRIPTS] + [[name, sub] for name, subs in SCRIPTS.items() for sub in subs]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_help(command):
+    result = bench(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage:") and "Traceback" not in result.stderr
+    if len(command) == 1 and SCRIPTS[command[0]]:  # the subcommands it lists are those above
+        listed = re.search(r"\{([\w,]+)\}", result.stdout).group(1).split(",")
+        assert listed == SCRIPTS[command[0]]
+
+
+# -- one tiny run of each script -----------------------------------------------------------------
+
+def test_core_samplers_tiny_run(tmp_path):
+    out = tmp_path / "cs.json"
+    result = bench("core_samplers", "--n", 200, "--T", 100, "--nfe", 5, "--rk45-tol", 1e-2, "--mmd-n", 100,
+                   "--projections", 16, "--floor-draws", 2, "--seeds", 1, "--threads", 1, "--out", out)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert {"settings", "machine", "code", "noise_floor", "grid", "rk45", "total_runtime_s"} <= set(data)
+    assert data["settings"]["n"] == 200 and data["settings"]["T"] == 100
+    grid = data["grid"]
+    assert len(grid) == 6 and {r["nominal_nfe"] for r in grid} == {5}  # every sampler at NFE 5
+    for row in grid:
+        assert row["nfe"] == row["expected_nfe"] and row["nonfinite"] == 0  # Heun: 3 steps, 5 NFE
+        assert {"sw", "mmd", "weight_err", "time_s", "per_seed", "config"} <= set(row)
+    assert len(data["rk45"]) == 1 and data["rk45"][0]["nfe"] > 0
+    assert {"sw", "sw_sd", "mmd", "weight_err", "draws"} <= set(data["noise_floor"])
+    assert_finite(data)
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
+@pytest.mark.skipif(not PLATINUM.exists(), reason="Platinum set absent (MOLGEN_DATA)")
+def test_conformers_tiny_run(tmp_path):
+    out = tmp_path / "conformers.json"
+    methods = ["etkdg", "molgen:dpmpp_2m:2"]
+    result = bench("conformers", "--datasets", "platinum", "--limit", 2, "--k", 1, "--methods", *methods,
+                   "--no-quality", "--out", out)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["settings"]["methods"] == methods and data["settings"]["quality"] is False
+    platinum = data["results"]["platinum"]
+    assert platinum["info"]["used"] == 2 and platinum["info"]["size"] == 2294
+    for method in methods:
+        summary = platinum["summary"][method]
+        assert summary["molecules"] == 2 and summary["generation_failed"] == 0 and summary["errors"] == 0
+        (rmsd,) = summary["rmsd"]
+        assert rmsd["k"] == 1 and rmsd["n"] == 2 and 0 <= rmsd["median"] < 10
+        assert {"mean", "pct_le_0.5", "pct_le_1", "pct_le_2"} <= set(rmsd)
+        assert [len(m["rmsd"]) for m in platinum["molecules"][method]] == [1, 1]
+    assert_finite(data)
+
+
+@pytest.fixture(scope="module")
+def qm9_cache(cache):
+    """conftest's shared MOLGEN_CACHE, given the table already parsed in the user's cache when
+    there is one (parsing qm9pack takes ~10 s)."""
+    here = default_cache_dir()
+    here.mkdir(parents=True, exist_ok=True)
+    for table in USER_CACHE.glob("qm9pack-*.npz"):
+        if not (here / table.name).exists():
+            (here / table.name).symlink_to(table)
+
+
+def load_script(name: str):
+    """A benchmark script as a module, to call its main() in this process: in a subprocess the
+    QM9 runs would spend most of their time importing torch-geometric and loading QM9 again."""
+    return importlib.import_module(name)
+
+
+@needs_qm9
+def test_qm9_generation_throughput_tiny_run(qm9_cache, tmp_path):
+    out = tmp_path / "qm9_generation.json"
+    assert load_script("qm9_generation").main(["throughput", "--threads", "1", "--batch", "2", "--calls", "1",
+                                          "--out", str(out)]) == 0
+    data = json.loads(out.read_text())["throughput"]
+    assert {"what", "models", "calls", "rows", "machine"} <= set(data)
+    assert [(r["model"], r["threads"], r["batch"]) for r in data["rows"]] == [("egnn", 1, 2), ("nequip", 1, 2)]
+    for row in data["rows"]:
+        assert len(row["denoiser_call_seconds_all"]) == len(row["train_step_seconds_all"]) == 1
+        assert row["seconds_per_denoiser_call"] > 0 and row["training_molecules_per_second"] > 0
+        assert row["atoms"] > 2 and row["edges"] > 0 and row["parameters"] > 0
+    assert data["rows"][0]["parameters"] > 4e6  # the EGNN of experiment=qm9
+    assert_finite(data)
+
+
+@needs_qm9
+def test_qm9_generation_device_step_on_cpu_then_metrics(qm9_cache, tmp_path):
+    """The GPU recipe end to end on the CPU with qm9_tiny: train, export, sample, NLL; then
+    `metrics` on what came back."""
+    qm9_generation = load_script("qm9_generation")
+    out = tmp_path / "out"
+    assert qm9_generation.main([
+        "device", "--device", "cpu", "--experiment", "qm9_tiny", "--workdir", str(tmp_path / "work"),
+        "--out", str(out), "--budget", "120", "--train-seconds", "2", "--min-train-seconds", "1",
+        "--slack", "0", "--samplers", "ddim:2,dpmpp_2m:2", "--samples", "8", "--min-samples", "1",
+        "--sample-batch", "8", "--nll-molecules", "2", "--nll-tol", "1e-2", "--nll-reserve", "10"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["training"]["steps_this_run"] > 0 and summary["gpu"]["name"] == "cpu"
+    assert all((out / part).is_file() for part in summary["model_parts"])
+    for label in ("ddim_2", "dpmpp_2m_2"):
+        row = summary["sampling"][label]
+        assert row["n"] == 8 and row["nfe"] == 2 and 0 <= row["atom_stability"] <= 1
+    assert summary["nll"]["molecules"] == 2 and summary["nll"]["nfe"] > 0
+    assert_finite(summary)
+
+    # `metrics` compares with the SMILES of the train split, cached in the run folder: a stand-in
+    # saves an RDKit pass over 100,000 molecules
+    (out / "train_smiles.txt").write_text("C\nCC\nCCO\n")
+    result = tmp_path / "metrics.json"
+    assert qm9_generation.main(["metrics", "--run", str(out), "--out", str(result)]) == 0
+    data = json.loads(result.read_text())
+    assert {"protocol", "training", "samples", "nll", "edm_published", "device_run", "checkpoint"} <= set(data)
+    assert set(data["samples"]) == {"ddim_2", "dpmpp_2m_2"}
+    for row in data["samples"].values():
+        assert row["n"] == 8
+        for key in ("atom_stability", "molecule_stability", "validity", "valid_unique", "uniqueness", "novelty"):
+            assert 0 <= row[key] <= 100
+    assert data["training"]["steps"] == summary["training"]["steps"]
+    assert data["checkpoint"]["bytes"] == summary["model_bytes"]  # the parts joined again
+    assert_finite(data)
+
+
+@needs_qm9
+def test_qm9_conditional_tiny_regressor_generator_and_evaluation(qm9_cache, tmp_path):
+    from molgen.train import CHECKPOINT, load_config, train
+
+    qm9_conditional = load_script("qm9_conditional")
+    regressor = tmp_path / "regressor"
+    qm9_conditional.main(["regressor", "--property", "alpha", "--out", str(regressor), "--steps", "2",
+                          "--hidden", "8", "--layers", "1", "--batch-size", "4"])
+    metrics = json.loads((regressor / "metrics.json").read_text())
+    assert metrics["config"]["property"] == "alpha" and metrics["valid_mae"] > 0 and metrics["test_mae"] > 0
+    assert_finite(metrics)
+
+    generator = tmp_path / "generator"
+    train(load_config(["experiment=qm9_tiny", "task.condition=alpha", "steps=1", "eval_samples=4",
+                       "progress=false", f"out_dir={generator}"]))
+    out = tmp_path / "qm9_conditional.json"
+    qm9_conditional.main(["evaluate", "--generator", str(generator / CHECKPOINT),
+                          "--regressor", str(regressor / "regressor.pt"), "--guidance", "1", "0",
+                          "-n", "16", "--sampler", "ddpm", "--steps", "2", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert data["property"] == "alpha" and data["n"] == 16 and len(data["sizes"]) == len(data["targets"]) == 16
+    assert [row["guidance"] for row in data["rows"]] == [0.0, 1.0]  # sorted
+    for row in data["rows"]:
+        assert row["mae"] > 0 and len(row["predicted"]) == 16 and 0 <= row["atom_stability"] <= 1
+        assert {"target_slope", "seconds", "molecule_stability", "validity"} <= set(row)
+    assert set(data["reference"]) == {"qm9", "atoms", "naive"}
+    assert 3 < data["reference"]["atoms"] < 5  # the atom count alone: 3.84 Bohr³ (EDM 3.86)
+    assert data["edm_published"]["edm"] == 2.76
+    assert_finite(data)
