@@ -20,6 +20,7 @@ BENCHMARKS = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))  # the scripts import device_step as a top-level module
 
 SCRIPTS = {  # script → its subcommands
+    "backbones": [],
     "conformers": [],
     "core_samplers": [],
     "image_fid": ["score", "device"],
@@ -29,6 +30,7 @@ SCRIPTS = {  # script → its subcommands
 HELPERS = {"device_step"}
 USER_CACHE = default_cache_dir()  # read before conftest's `cache` fixture points MOLGEN_CACHE elsewhere
 PLATINUM = default_data_root() / "conformers" / "platinum_diverse_2017_01_dev.sdf.gz"
+PDOWNB = default_data_root() / "proteins" / "pdownb_single_chain_40-256.tar.gz"
 
 
 def bench(script: str, *args) -> subprocess.CompletedProcess:
@@ -116,6 +118,25 @@ def test_conformers_tiny_run(tmp_path):
         assert {"mean", "pct_le_0.5", "pct_le_1", "pct_le_2"} <= set(rmsd)
         assert [len(m["rmsd"]) for m in platinum["molecules"][method]] == [1, 1]
     assert_finite(data)
+
+
+@pytest.mark.skipif(not PDOWNB.exists(), reason="PDownB archive absent (MOLGEN_DATA)")
+def test_backbones_tiny_run(tmp_path):
+    from molgen.cli import main
+
+    assert main(["train", "experiment=backbones_tiny", f"out_dir={tmp_path / 'run'}", "progress=false"]) == 0
+    out = tmp_path / "backbones.json"
+    result = bench("backbones", "--checkpoint", tmp_path / "run" / "checkpoint.pt", "--lengths", 30,
+                   "--n", 3, "--samplers", "dpmpp_2m:2", "--tm-samples", 2, "--out", out)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    rows = data["results"]["30"]
+    assert set(rows) == {"test chains", "random walk", "dpmpp_2m:2"} and rows["dpmpp_2m:2"]["n"] == 3
+    assert {"bonds_ok", "clash_free", "right_handed", "helix", "strand", "js_tau", "js_alpha",
+            "radius_of_gyration", "rg_test_fit"} <= set(rows["dpmpp_2m:2"])
+    assert rows["test chains"]["right_handed"] > 0.9 and rows["test chains"]["bonds_ok"] > 0.9
+    assert_finite(data)
+    assert out.with_suffix(".png").stat().st_size > 0
 
 
 @pytest.fixture(scope="module")
