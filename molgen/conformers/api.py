@@ -97,9 +97,7 @@ class ConformerModel:
             return _default_model()
         from ..train import load_trained
 
-        trained = load_trained(path)
-        if trained.cfg.task.name != "conformers":
-            raise ValueError(f"{path} holds a {trained.cfg.task.name!r} model, not a conformer model")
+        trained = load_trained(path, task="conformers")
         return cls(trained.denoiser, trained.sampler, trained.cfg.task.max_atoms)
 
 

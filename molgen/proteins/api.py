@@ -30,9 +30,7 @@ class BackboneModel:
         """The model in a molgen checkpoint (or exported model file); the shipped one if None."""
         if path is None:
             return _default_model()
-        trained = load_trained(path)
-        if trained.cfg.task.name != "backbones":
-            raise ValueError(f"{path} holds a {trained.cfg.task.name!r} model, not a backbone model")
+        trained = load_trained(path, task="backbones")
         return cls(trained.task, trained.denoiser, trained.sampler)
 
 

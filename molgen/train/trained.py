@@ -30,11 +30,15 @@ class Trained:
         return self.task.denoiser(self.model, self.schedule, self.cfg.diffusion.prediction, space)
 
 
-def load_trained(path: str | os.PathLike, ema: bool = True, device="cpu") -> Trained:
+def load_trained(path: str | os.PathLike, ema: bool = True, device="cpu", *,
+                 task: str | None = None) -> Trained:
     """Rebuild the model of a checkpoint (with its EMA weights unless ema=False) or of an
-    exported model (`export_model`) for sampling."""
+    exported model (`export_model`) for sampling; with `task`, ValueError unless it is a
+    model of that task."""
     ckpt = load_checkpoint(path, MODEL_KEYS)
     cfg = config_from_dict(ckpt["config"])
+    if task is not None and cfg.task.name != task:
+        raise ValueError(f"{path} holds a {cfg.task.name!r} model, not a {task!r} model")
     task = make_task(cfg)
     task.load_state_dict(ckpt["task"])
     model = task.build_model().to(device)
