@@ -48,6 +48,8 @@ def etkdg_params(seed: int) -> AllChem.EmbedParameters:
 
 def embed(mol: Chem.Mol, num: int, seed: int) -> list[torch.Tensor]:
     """Positions [num_atoms, 3] of up to `num` ETKDGv3 embeddings of mol (explicit H)."""
+    if num < 1:
+        return []
     params = etkdg_params(seed)
     ids = list(AllChem.EmbedMultipleConfs(mol, num, params))
     if not ids:  # ETKDG's own fallback for molecules its distance bounds embed poorly
