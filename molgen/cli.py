@@ -101,6 +101,11 @@ def _build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--length", type=int, default=None, metavar="L",
                      help="backbone models: residues per chain (default: drawn from the training "
                           "chains' lengths)")
+    smp.add_argument("--helix", type=float, default=None, metavar="F",
+                     help="secondary-structure-conditioned backbone models: helix fraction to "
+                          "aim at (default: a training chain's)")
+    smp.add_argument("--strand", type=float, default=None, metavar="F",
+                     help="... and strand fraction (default: a training chain's)")
     smp.add_argument("--molecules", default=None, metavar="INPUT",
                      help="conformer models: -n conformers of each molecule of INPUT (a SMILES "
                           "or a .smi/.sdf file), as `molgen conformers --checkpoint` makes them "
@@ -147,6 +152,14 @@ def _build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--length", type=int, nargs="+", default=None, metavar="L",
                     help="residues per chain: one value for every chain, or one per chain "
                          "(default: drawn from the training chains' lengths)")
+    bb.add_argument("--helix", type=float, default=None, metavar="F",
+                    help="secondary-structure-conditioned models: fraction of residues in "
+                         "helices to aim at (default: a training chain's)")
+    bb.add_argument("--strand", type=float, default=None, metavar="F",
+                    help="... and in strands (default: a training chain's)")
+    bb.add_argument("--guidance", type=float, default=None, metavar="W",
+                    help="classifier-free guidance scale w toward --helix/--strand, "
+                         "ε̃ = (1 + w) ε(x, c) - w ε(x, ∅) (default: the model's, usually 0)")
     bb.add_argument("-o", "--output", default="backbones.pdb",
                     help="PDB to write (default: %(default)s)")
     _add_sampling_args(bb, sampler=None, steps=None, n=10)
@@ -200,7 +213,8 @@ def _train(args) -> int:
 
 
 TASK_OPTIONS = {"atoms": "--atoms", "target": "--target", "label": "--class",
-                "molecules": "--molecules", "length": "--length"}
+                "molecules": "--molecules", "length": "--length", "helix": "--helix",
+                "strand": "--strand"}
 """The options of Task.evaluate that `molgen sample` sets, and their flags."""
 
 
@@ -286,7 +300,8 @@ def _backbones(args) -> int:
         lengths = model.task.chain_lengths(args.num_samples, args.seed).tolist()
     lengths = lengths * (args.num_samples // len(lengths))
     structure = generate_backbones(lengths, model=model, sampler=args.sampler, steps=args.steps,
-                                   seed=args.seed, progress=True)
+                                   seed=args.seed, helix=args.helix, strand=args.strand,
+                                   guidance=args.guidance, progress=True)
     write_pdb(args.output, structure)
     traces = traces_of(structure)
     print(f"backbones: {len(traces)} chains of {min(lengths)}–{max(lengths)} residues in "

@@ -178,3 +178,25 @@ def test_tiny_model_trains_and_the_cli_writes_a_pdb(tmp_path, capsys):
                  "-o", str(tmp_path / "no.pdb")]) == 2
     assert "chain length must be in 10..256" in capsys.readouterr().err
     assert not (tmp_path / "no.pdb").exists()
+
+
+@needs_pdownb
+def test_conditional_batches_carry_sse_fractions_and_null_conditions():
+    from molgen.proteins.task import BackboneConfig, BackboneTask
+
+    task = BackboneTask(BackboneConfig(name="backbones", hidden=8, layers=1, neighbours=4, crop=40,
+                                       min_length=30, max_length=256, sample_batch=4,
+                                       condition="sse", cond_drop=0.25))
+    batch = task.batch(64, torch.Generator().manual_seed(0))
+    null = batch.cond[:, 2] == 0
+    assert 4 < int(null.sum()) < 28 and torch.equal(batch.cond[null], torch.zeros(int(null.sum()), 3))
+    real = batch.cond[~null]
+    assert torch.all(real[:, 2] == 1) and torch.all(real[:, :2] >= 0) and torch.all(real[:, :2].sum(1) <= 1)
+    assert batch.space.num_graphs == 64 and batch.x0.shape == (int(batch.space.sizes.sum()), 3)
+    # drawn targets come from training segments of about the requested length; given ones stay
+    composition = task.segment_composition()
+    targets = task.targets(torch.tensor([50, 200]), seed=0, helix=0.4)
+    assert torch.all(targets[:, 0] == 0.4)
+    assert any(torch.allclose(targets[1, 1], row[2]) for row in composition if abs(row[0] - 200) < 60)
+    with pytest.raises(ValueError, match="exceed 1"):
+        task.targets(torch.tensor([50]), seed=0, helix=0.7, strand=0.6)

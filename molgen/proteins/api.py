@@ -46,14 +46,19 @@ def _default_model() -> BackboneModel:
 
 def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | None = None,
                        sampler: str | None = None, steps: int | None = None, seed: int = 0,
-                       progress: bool = False):
+                       helix: float | None = None, strand: float | None = None,
+                       guidance: float | None = None, progress: bool = False):
     """Cα traces of one chain per entry of `lengths` (an int: one chain), as one Bio.PDB
     Structure with a model per chain: chain A of glycines holding their CA atoms (Å).
     molgen.data.proteins.write_pdb writes it as a multi-model PDB, traces_of reads the
     traces back as arrays.
 
     sampler, steps: a core sampler (molgen.diffusion.SAMPLERS) and its step count, by default
-    the model's; model: a BackboneModel or a checkpoint path, by default the shipped one."""
+    the model's; model: a BackboneModel or a checkpoint path, by default the shipped one.
+    helix, strand: the fractions of residues in helices and strands (P-SEA) that a
+    secondary-structure-conditioned model aims at (default: those of a training chain of
+    about the same length); guidance: the classifier-free guidance scale w toward them, in
+    ε̃ = (1 + w) ε(x, c) − w ε(x, ∅) (0: none; default the model's)."""
     from ..data.proteins import to_structure
 
     lengths = [lengths] if isinstance(lengths, int) else list(lengths)
@@ -62,9 +67,10 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
     if not isinstance(model, BackboneModel):
         model = BackboneModel.load(model)
     config = model.sampler.to_dict()
-    config.update({k: v for k, v in (("kind", sampler), ("steps", steps)) if v is not None})
+    config.update({k: v for k, v in (("kind", sampler), ("steps", steps),
+                                     ("guidance_scale", guidance)) if v is not None})
     counts = torch.tensor([model.task.chain_lengths(1, seed, n)[0] for n in lengths])
     with torch.no_grad():
         traces = model.task.sample(model.denoiser_for, SamplerConfig.from_dict(config), counts,
-                                   seed=seed, progress=progress)
+                                   seed=seed, helix=helix, strand=strand, progress=progress)
     return to_structure(traces)
