@@ -31,6 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"molgen: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        from .train import TrainingDiverged  # the trainer's own imports are deferred to `train`
+
+        if not isinstance(exc, TrainingDiverged):
+            raise
+        print(f"molgen: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -21,7 +21,8 @@ from molgen.tasks.toy import Toy2dConfig
 from molgen.data.toy import mixture_2d
 from molgen.train import (CHECKPOINT, CONFIG_DIR, EMA, LOG, TASKS, ConfigError, Trainer, build_schedule,
                           config_from_dict, load_checkpoint, load_config, make_optimizer, read_log,
-                          rng_state, save_checkpoint, set_rng_state, step_generator, train)
+                          rng_state, save_checkpoint, set_rng_state, step_generator, train,
+                          TrainingDiverged)
 
 # a small, fast configuration for everything but the quality test
 SMALL = ["progress=false", "task.hidden=32", "task.layers=2", "batch_size=64",
@@ -177,6 +178,25 @@ KILL_AT = textwrap.dedent("""
     training.Trainer.train_step = train_step
     sys.exit(main(sys.argv[1:]))
 """)
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    from molgen.cli import main
+
+    # from the command line: non-finite from step 2, one line, exit 1, nothing saved
+    code = main(["train", *SMALL, "steps=60", "checkpoint_every=20", "optim.lr=1e6",
+                 f"out_dir={tmp_path / 'cli'}"])
+    err = capsys.readouterr().err
+    assert code == 1 and "training diverged at step" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "cli" / CHECKPOINT).exists()
+    # a run that diverges after a checkpoint leaves that checkpoint as it was
+    trainer = Trainer(small_cfg(tmp_path / "run", "steps=6", "checkpoint_every=2"))
+    step = trainer.train_step
+    trainer.train_step = lambda n: {**step(n), "loss": float("nan")} if n == 3 else step(n)
+    with pytest.raises(TrainingDiverged, match="still holds step 2"):
+        trainer.train()
+    ckpt = load_checkpoint(tmp_path / "run" / CHECKPOINT)
+    assert ckpt["step"] == 2 and all(bool(v.isfinite().all()) for v in ckpt["model"].values())
 
 
 def test_killed_run_resumes_exactly(tmp_path):

@@ -39,6 +39,10 @@ from .ema import EMA, make_optimizer
 from .task import make_task
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient stopped being finite; its message is one line."""
+
+
 class Trainer:
     """Trains cfg.task's model with the core's diffusion_loss.  Resumes from
     out_dir/checkpoint.pt when cfg.resume; only rank 0 writes files.
@@ -144,6 +148,9 @@ class Trainer:
                 if time.perf_counter() > stop:
                     break
                 record = self.train_step(step)
+                if not (math.isfinite(record["loss"]) and math.isfinite(record["grad_norm"])):
+                    bar.close()
+                    raise TrainingDiverged(self._diverged(record))
                 self.step = step
                 if main:
                     log.write(json.dumps(record) + "\n")
@@ -153,6 +160,12 @@ class Trainer:
         bar.close()
         if self.saved_step != self.step:
             self.save()
+
+    def _diverged(self, record: dict) -> str:
+        kept = (f"{self.out / CHECKPOINT} still holds step {self.saved_step}" if self.saved_step
+                else "no checkpoint was written")
+        return (f"training diverged at step {record['step']} (loss {record['loss']}, gradient "
+                f"norm {record['grad_norm']}): stopped, {kept}; try a lower optim.lr")
 
     def evaluate(self) -> dict:
         """Sample with the EMA weights and cfg.sampler; write the samples and eval.json."""
