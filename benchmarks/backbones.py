@@ -101,6 +101,8 @@ def tm_scores(traces: list[np.ndarray], references: list[np.ndarray] | None) -> 
         from tmtools import tm_align
     except ImportError:
         return {}
+    if not traces:
+        return {}
     def tm(a, b):  # Cα traces carry no sequence: all glycine
         return tm_align(a, b, "G" * len(a), "G" * len(b)).tm_norm_chain1
 

@@ -200,3 +200,14 @@ def test_conditional_batches_carry_sse_fractions_and_null_conditions():
     assert any(torch.allclose(targets[1, 1], row[2]) for row in composition if abs(row[0] - 200) < 60)
     with pytest.raises(ValueError, match="exceed 1"):
         task.targets(torch.tensor([50]), seed=0, helix=0.7, strand=0.6)
+
+
+def test_the_shipped_model_generates_backbones_without_data():
+    """molgen/proteins/weights/default.pt loads (weights_only) and samples chains of the given
+    lengths as one Structure with a model per chain; lengths out of range are one line."""
+    from molgen.proteins import generate_backbones
+
+    structure = generate_backbones([20, 24], steps=5, helix=0.3, strand=0.2, guidance=1.0)
+    assert [len(t) for t in traces_of(structure)] == [20, 24]
+    with pytest.raises(ValueError, match="chain length must be in 10..256"):
+        generate_backbones(400)
