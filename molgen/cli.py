@@ -108,11 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--length", type=int, default=None, metavar="L",
                      help="backbone models: residues per chain (default: drawn from the training "
                           "chains' lengths)")
-    smp.add_argument("--helix", type=float, default=None, metavar="F",
-                     help="secondary-structure-conditioned backbone models: helix fraction to "
-                          "aim at (default: a training chain's)")
-    smp.add_argument("--strand", type=float, default=None, metavar="F",
-                     help="... and strand fraction (default: a training chain's)")
+    _add_sse_args(smp)
     smp.add_argument("--molecules", default=None, metavar="INPUT",
                      help="conformer models: -n conformers of each molecule of INPUT (a SMILES "
                           "or a .smi/.sdf file), as `molgen conformers --checkpoint` makes them "
@@ -159,11 +155,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--length", type=int, nargs="+", default=None, metavar="L",
                     help="residues per chain: one value for every chain, or one per chain "
                          "(default: drawn from the training chains' lengths)")
-    bb.add_argument("--helix", type=float, default=None, metavar="F",
-                    help="secondary-structure-conditioned models: fraction of residues in "
-                         "helices to aim at (default: a training chain's)")
-    bb.add_argument("--strand", type=float, default=None, metavar="F",
-                    help="... and in strands (default: a training chain's)")
+    _add_sse_args(bb)
     bb.add_argument("--guidance", type=float, default=None, metavar="W",
                     help="classifier-free guidance scale w toward --helix/--strand, "
                          "ε̃ = (1 + w) ε(x, c) - w ε(x, ∅) (default: the model's, usually 0)")
@@ -174,6 +166,13 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="backbone model checkpoint (default: the shipped model)")
     bb.set_defaults(run=_backbones)
     return parser
+
+
+def _add_sse_args(parser) -> None:
+    for element, plural in (("helix", "helices"), ("strand", "strands")):
+        parser.add_argument(f"--{element}", type=float, default=None, metavar="F",
+                            help=f"secondary-structure-conditioned backbone models: fraction of "
+                                 f"residues in {plural} to aim at (default: a training chain's)")
 
 
 def _add_sampling_args(parser, sampler, steps, n) -> None:
