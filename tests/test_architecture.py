@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "molgen"
 
 LAYERS = [("diffusion",), ("nn",), ("data",), ("plotting",), ("train",), ("metrics",), ("tasks",),
-          ("conformers", "proteins"), ("cli",)]
+          ("conformers", "proteins"), ("docking",), ("cli",)]
 """Lowest first: a module may import modules of its own layer or of lower ones only.  The core
 (diffusion) knows no network, data set or task; the trainer knows tasks only by name
 (molgen.train.task.TASKS), so the tasks sit above it; the two products (conformers,

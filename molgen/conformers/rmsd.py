@@ -31,10 +31,11 @@ _SINGLE_OR_DOUBLE = Chem.BondFromSmarts("-,=")
 _CHUNK = 1 << 18  # 3×3 covariance matrices per batch (~19 MB of float64)
 
 
-def heavy_atom_rmsd(probe: Chem.Mol, ref: Chem.Mol, conf_ids: Sequence[int] | None = None,
-                    ref_conf_id: int = -1) -> np.ndarray:
+def heavy_atom_rmsd(probe: Chem.Mol, ref: Chem.Mol, conf_ids: Sequence[int] | None = None, *,
+                    ref_conf_id: int = -1, align: bool = True) -> np.ndarray:
     """RMSD in Å over heavy atoms between each probe conformer (all when ``conf_ids`` is None)
-    and conformer ``ref_conf_id`` of ``ref``, minimised over symmetry-equivalent atom maps.
+    and conformer ``ref_conf_id`` of ``ref``, minimised over symmetry-equivalent atom maps;
+    after optimal superposition, or, with ``align=False``, in place (docking poses).
 
     ``probe`` and ``ref`` must be the same molecule; atom order and hydrogens may differ.
     Raises ``ValueError`` if their heavy-atom graphs do not match.
@@ -45,6 +46,9 @@ def heavy_atom_rmsd(probe: Chem.Mol, ref: Chem.Mol, conf_ids: Sequence[int] | No
         raise ValueError(f"probe has {probe_heavy.GetNumAtoms()} heavy atoms, "
                          f"reference {ref_heavy.GetNumAtoms()}: not the same molecule")
     maps = _atom_maps(probe_heavy, ref_heavy)  # maps[m, i]: ref atom of probe atom i
+    if not align:
+        msd = ((probe_xyz[:, None] - ref_xyz[0][maps][None]) ** 2).sum(-1).mean(-1)  # [C, M]
+        return np.sqrt(msd.min(axis=1))
     return _best_rmsd(probe_xyz, ref_xyz[0][maps])
 
 

@@ -23,6 +23,7 @@ TASKS = {
     "qm9": "molgen.tasks.qm9:QM9Task",
     "conformers": "molgen.conformers.task:ConformerTask",
     "backbones": "molgen.proteins.task:BackboneTask",
+    "docking": "molgen.docking.task:DockingTask",
 }
 """Task name (the config's task.name) → "module:Class" of its implementation."""
 

@@ -1,0 +1,174 @@
+"""`dock`: a receptor and a ligand in, ranked RDKit poses out.
+
+How a ligand is docked (see molgen.docking.pose and molgen.docking.model):
+1. the receptor is read (molgen.docking.receptor) and cut to the pocket around the box centre;
+   the ligand keeps the stereo and protonation of its input (hydrogens added if missing);
+2. ETKDGv3 embeds a few local structures of the ligand (rings, bond lengths, stereo), each
+   shared by POSES_PER_LOCAL_STRUCTURE poses;
+3. the pose model samples every pose's translation, rotation and torsions with a core sampler
+   (classifier-free guidance over the pocket when `guidance` > 0), all poses batched together.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from rdkit import Chem
+
+from ..conformers.inputs import to_molecule
+from ..diffusion import SamplerConfig, sample_in_batches
+from .data import local_structures, pocket_of
+from .model import NULL_CONDITION
+from .pose import Docking, Pocket, PoseSpace
+from .receptor import DockingInputError, Receptor, read_receptor
+
+DEFAULT_MODEL = "default.pt"
+"""The shipped model, in molgen/docking/weights/ (trained by `experiment=docking`)."""
+POSES_PER_LOCAL_STRUCTURE = 4
+BOX_MARGIN = 10.0
+"""Å added to the reference ligand's extent on every axis by `autobox` (PoseBusters' box)."""
+
+@dataclass
+class DockingModel:
+    """A trained pose model: how to denoise a batch, how it samples by default, and the
+    largest ligand (atoms with H) it takes."""
+
+    denoiser_for: object
+    sampler: SamplerConfig
+    max_atoms: int
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> "DockingModel":
+        """The model in a molgen checkpoint (or exported model file); the shipped one if None."""
+        if path is None:
+            return _default_model()
+        from ..train import load_trained
+
+        trained = load_trained(path, task="docking")
+        return cls(trained.denoiser, trained.sampler, trained.cfg.task.max_atoms)
+
+@functools.lru_cache(maxsize=1)
+def _default_model() -> DockingModel:
+    path = resources.files("molgen.docking") / "weights" / DEFAULT_MODEL
+    with resources.as_file(path) as file:
+        if not Path(file).is_file():
+            raise FileNotFoundError("no shipped docking model: give model= (a checkpoint of "
+                                    "`molgen train experiment=docking`)")
+        return DockingModel.load(file)
+
+def autobox(reference: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:
+    """The box (centre [3], size [3], Å) around a reference ligand's heavy atoms: their
+    centroid, and their extent plus BOX_MARGIN on each axis, as PoseBusters docks."""
+    pos = reference.GetConformer().GetPositions()[[a.GetIdx() for a in reference.GetAtoms()
+                                                   if a.GetAtomicNum() > 1]]
+    return pos.mean(0), pos.max(0) - pos.min(0) + BOX_MARGIN
+
+def sample_poses(dockings: list[Docking], denoiser_for, sampler: SamplerConfig, *, seed: int,
+                 batch_size: int = 64, device="cpu", progress: bool = False) -> list[torch.Tensor]:
+    """The positions [num_atoms, 3] of one sampled pose per docking, in batches of batch_size
+    (the pocket is the condition; the sampler's guidance_scale weighs it)."""
+    def layout(chunk):
+        space = PoseSpace(chunk, device)
+        return space, (len(space.batch), 1)
+
+    def readout(space: PoseSpace, x: torch.Tensor):
+        sizes = [d.ligand.graph.num_atoms for d in space.dockings]
+        return list(space.positions(x).cpu().split(sizes))
+
+    cond = torch.ones((len(dockings), 1))
+    return sample_in_batches(denoiser_for, dockings, sampler, layout=layout, batch_size=batch_size,
+                             seed=seed, cond=cond, null_cond=NULL_CONDITION, readout=readout,
+                             device=device, progress=progress, desc="poses", unit="pose")
+
+def dock_prepared(ligand: Chem.Mol, pocket: Pocket, centre, *, model: DockingModel, n: int,
+                  seed: int, guidance: float | None = None, device="cpu",
+                  progress: bool = False) -> Chem.Mol:
+    """n poses of a ligand (explicit H) in a pocket around centre [3]: a copy of the ligand
+    with one conformer per pose, in sampling order."""
+    structures = local_structures(ligand, math.ceil(n / POSES_PER_LOCAL_STRUCTURE), seed)
+    if not structures:
+        raise DockingInputError(f"RDKit could not embed the ligand {ligand.GetProp('_Name')!r}"
+                                if ligand.HasProp("_Name") else "RDKit could not embed the ligand")
+    centre = torch.as_tensor(np.asarray(centre, dtype=np.float32))
+    dockings = [Docking(structures[j % len(structures)], pocket, centre) for j in range(n)]
+    sampler = model.sampler if guidance is None else \
+        SamplerConfig.from_dict(model.sampler.to_dict() | {"guidance_scale": float(guidance)})
+    with torch.no_grad():
+        positions = sample_poses(dockings, model.denoiser_for, sampler, seed=seed,
+                                 device=device, progress=progress)
+    out = Chem.Mol(ligand)
+    out.RemoveAllConformers()
+    for pos in positions:
+        conformer = Chem.Conformer(out.GetNumAtoms())
+        for i, p in enumerate(pos.double().tolist()):
+            conformer.SetAtomPosition(i, p)
+        out.AddConformer(conformer, assignId=True)
+    return out
+
+def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_center=None,
+         box_size=None, autobox_ligand: str | os.PathLike | Chem.Mol | None = None, n: int = 40,
+         seed: int = 0, guidance: float | None = None,
+         model: DockingModel | str | os.PathLike | None = None, progress: bool = False) -> list[Chem.Mol]:
+    """Dock a ligand into a protein: n poses as RDKit molecules (explicit H), best first.
+
+    protein: a PDB/mmCIF path or a Receptor.  ligand: a SMILES string or an RDKit Mol (its
+    stereo and protonation are kept; hydrogens are added if missing).  The box: box_center and
+    box_size (Å, 3 each), or autobox_ligand (a reference ligand: SDF path or Mol) for its
+    PoseBusters box.  guidance: the classifier-free guidance weight w over the pocket, in the
+    convention where 0 is the plain conditional model (ε = (1 + w) ε(x, pocket) − w ε(x)); default
+    the model's.  Each pose has the SD properties `molgen_rank` (1 = best) and `molgen_box`.
+    Bad input raises DockingInputError (or ConformerInputError for the ligand) in one line.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise DockingInputError(f"n must be a positive integer, got {n!r}")
+    if not isinstance(model, DockingModel):
+        model = DockingModel.load(model)
+    receptor = protein if isinstance(protein, Receptor) else read_receptor(protein)
+    centre, size = _box(box_center, box_size, autobox_ligand)
+    inside = np.all(np.abs(receptor.pos - centre) <= size / 2, axis=1)
+    if not inside.any():
+        raise DockingInputError(f"the box (centre {np.round(centre, 2).tolist()}, size "
+                                f"{np.round(size, 2).tolist()}) holds no receptor atom: it lies "
+                                "outside the protein")
+    mol = to_molecule(ligand, max_atoms=model.max_atoms)
+    poses = dock_prepared(mol, pocket_of(receptor, centre), centre, model=model, n=n, seed=seed,
+                          guidance=guidance, progress=progress)
+    out = []
+    for rank, cid in enumerate(range(poses.GetNumConformers()), start=1):
+        pose = Chem.Mol(poses, confId=cid)
+        pose.SetIntProp("molgen_rank", rank)
+        pose.SetProp("molgen_box", " ".join(f"{v:.3f}" for v in (*centre, *size)))
+        out.append(pose)
+    return out
+
+def _box(box_center, box_size, autobox_ligand) -> tuple[np.ndarray, np.ndarray]:
+    """The box as (centre, size) arrays, checked: given explicitly or around a reference."""
+    if autobox_ligand is not None:
+        if box_center is not None or box_size is not None:
+            raise DockingInputError("give either box_center and box_size or autobox_ligand, not both")
+        reference = autobox_ligand
+        if not isinstance(reference, Chem.Mol):
+            reference = next(iter(Chem.SDMolSupplier(str(reference), removeHs=False)), None) \
+                if Path(reference).is_file() else None
+            if reference is None:
+                raise DockingInputError(f"{autobox_ligand}: not a readable SDF reference ligand")
+        if reference.GetNumConformers() == 0:
+            raise DockingInputError("the reference ligand has no coordinates")
+        return autobox(reference)
+    if box_center is None or box_size is None:
+        raise DockingInputError("no box: give box_center and box_size, or autobox_ligand")
+    try:
+        centre, size = (np.asarray(v, dtype=np.float64).reshape(3) for v in (box_center, box_size))
+    except (TypeError, ValueError):
+        raise DockingInputError("box_center and box_size take three numbers each") from None
+    if not (np.isfinite(centre).all() and np.isfinite(size).all() and (size > 0).all()):
+        raise DockingInputError(f"box centre must be finite and box size positive, got "
+                                f"{centre.tolist()}, {size.tolist()}")
+    return centre, size
+

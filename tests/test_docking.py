@@ -1,0 +1,139 @@
+"""Docking: the receptor reader, the pose space (round trip, rigid motions), the denoiser's
+symmetries, and a tiny model that trains and docks an Astex complex through the command line;
+bad inputs end in one line."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from rdkit import Chem
+from rdkit.Chem import AllChem
+
+from molgen.cli import main
+from molgen.conformers.model import Conformer
+from molgen.data.paths import default_data_root
+from molgen.data.proteins import PDOWNB
+from molgen.docking.model import POCKET_DIM, DockingNet
+from molgen.docking.pose import Docking, Pocket, PoseSpace, canonical_frame
+from molgen.docking.receptor import DockingInputError, read_receptor
+
+ASTEX = default_data_root() / "complexes" / "astex_diverse" / "1OF1_SCT"
+needs_astex = pytest.mark.skipif(not ASTEX.is_dir(), reason=f"Astex set absent: {ASTEX}")
+needs_pdownb = pytest.mark.skipif(not (default_data_root() / PDOWNB).is_file(), reason="PDownB absent")
+
+
+def ligand(smiles: str = "CC(=O)Nc1ccc(OCCN(C)C)cc1C(=O)O", seed: int = 1) -> Conformer:
+    mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+    AllChem.EmbedMolecule(mol, randomSeed=seed)
+    c = Conformer.of(mol)
+    return Conformer(c.graph, canonical_frame(c.pos, c.graph.heavy))
+
+
+def random_rotation(seed: int) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(seed)))
+    return q * torch.sign(torch.linalg.det(q))
+
+
+def space_in(q: torch.Tensor, lig: Conformer, copies: int = 2) -> PoseSpace:
+    """A batch of `copies` dockings of lig into one random pocket, the world turned by q."""
+    g = torch.Generator().manual_seed(0)
+    pocket = torch.randn((200, 3), generator=g) * 6
+    features = torch.nn.functional.one_hot(torch.randint(POCKET_DIM, (200,), generator=g), POCKET_DIM)
+    centre = torch.tensor([1.0, -2.0, 0.5])
+    return PoseSpace([Docking(lig, Pocket(pocket @ q.T, features.float()), centre @ q.T)] * copies)
+
+
+def test_pose_state_round_trip_and_rigid_local_structure():
+    lig = ligand()
+    space = space_in(torch.eye(3), lig)
+    x = space.noise(torch.empty(len(space.batch), 1), torch.Generator().manual_seed(0))
+    pos = space.positions(x)
+    assert (space.positions(space.state_of(pos)) - pos).norm(dim=-1).max() < 1e-5  # Å
+    mol = Chem.AddHs(Chem.MolFromSmiles("CC(=O)Nc1ccc(OCCN(C)C)cc1C(=O)O"))
+    bonds = torch.tensor([[b.GetBeginAtomIdx(), b.GetEndAtomIdx()] for b in mol.GetBonds()]).T
+    n = lig.graph.num_atoms
+    for p in pos.split(n):  # bond lengths (and so the local structure) survive every pose
+        assert torch.allclose((p[bonds[0]] - p[bonds[1]]).norm(dim=-1),
+                              (lig.pos[bonds[0]] - lig.pos[bonds[1]]).norm(dim=-1), atol=1e-4)
+
+
+def test_canonical_frame_is_a_proper_rotation_of_the_input():
+    lig = ligand()
+    turned = lig.pos @ random_rotation(3).T + torch.tensor([5.0, 1.0, -2.0])
+    again = canonical_frame(turned, lig.graph.heavy)
+    assert torch.allclose(again, lig.pos, atol=1e-4)  # same frame whatever the input's orientation
+
+
+def test_denoiser_is_se3_equivariant_and_torsion_outputs_invariant():
+    torch.manual_seed(0)
+    net, lig = DockingNet(hidden=32, layers=2, forces=4), ligand()
+    space = space_in(torch.eye(3), lig)
+    x = space.noise(torch.empty(len(space.batch), 1), torch.Generator().manual_seed(1)) * 0.5
+    t, cond = torch.tensor([0.3, 0.7]), torch.ones(2, 1)
+    q = random_rotation(5)
+    turned = space_in(q, lig)
+    tau, rot, tors = space.parts(x)
+    xq = turned.assemble(tau @ q.T, torch.cat([rot[:, :3] @ q.T, rot[:, 3:] @ q.T], 1), tors)
+    assert torch.allclose(turned.positions(xq), space.positions(x) @ q.T, atol=1e-4)
+    with torch.no_grad():
+        (a, b, c), (aq, bq, cq) = space.parts(net(x, t, cond, space=space)), \
+            turned.parts(net(xq, t, cond, space=turned))
+    assert torch.allclose(aq, a @ q.T, atol=1e-5)
+    assert torch.allclose(bq, torch.cat([b[:, :3] @ q.T, b[:, 3:] @ q.T], 1), atol=1e-5)
+    assert torch.allclose(cq, c, atol=1e-5)
+    # the pocket matters, and guidance's two passes equal two separate calls
+    with torch.no_grad():
+        dropped = net(x, t, torch.zeros(2, 1), space=space)
+        both = net(space.repeat(x, 2), torch.cat([t, t]), torch.tensor([[1.0], [1.0], [0.0], [0.0]]),
+                   space=space)
+        assert not torch.allclose(dropped, net(x, t, cond, space=space))
+        assert torch.allclose(both[len(x):], dropped)
+
+
+def test_receptor_reader_keeps_metals_maps_modified_residues_and_rejects_junk(tmp_path):
+    pdb = tmp_path / "r.pdb"
+    pdb.write_text(
+        "ATOM      1  N   MSE A   1      11.104   6.134  -6.504  1.00  0.00           N\n"
+        "ATOM      2  CA  MSE A   1      11.639   6.071  -5.147  1.00  0.00           C\n"
+        "ATOM      3 SE   MSE A   1      12.000   7.000  -4.000  1.00  0.00          SE\n"
+        "HETATM    4 ZN    ZN A 301      10.000   5.000  -5.000  1.00  0.00          ZN\n"
+        "HETATM    5  C1  NAG A 302      20.000   5.000  -5.000  1.00  0.00           C\n"
+        "HETATM    6  O   HOH A 401      22.000   5.000  -5.000  1.00  0.00           O\n")
+    r = read_receptor(pdb)
+    assert r.residue == ["MET", "MET", "MET", "ZN"] and r.atom_name[2] == "SD" and r.element[2:] == ["S", "Zn"]
+    assert r.dropped == {"NAG": 1}
+    pdb.write_text("HETATM    4 ZN    ZN A 301      10.000   5.000  -5.000  1.00  0.00          ZN\n")
+    with pytest.raises(DockingInputError, match="no protein atoms"):
+        read_receptor(pdb)
+    with pytest.raises(DockingInputError, match="no such receptor file"):
+        read_receptor(tmp_path / "missing.pdb")
+
+
+@needs_astex
+@needs_pdownb
+def test_tiny_model_trains_and_docks_an_astex_complex_through_the_cli(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "experiment=docking_tiny", f"out_dir={run}", "progress=false"]) == 0
+    protein, crystal = ASTEX / "1OF1_SCT_protein.pdb", ASTEX / "1OF1_SCT_ligand.sdf"
+    out, ckpt = tmp_path / "poses.sdf", str(run / "checkpoint.pt")
+    assert main(["dock", "--protein", str(protein), "--ligand", str(crystal), "--autobox-ligand",
+                 str(crystal), "-n", "5", "--checkpoint", ckpt, "-o", str(out)]) == 0
+    assert "5 poses" in capsys.readouterr().out
+    poses = [m for m in Chem.SDMolSupplier(str(out), removeHs=False)]
+    reference = next(iter(Chem.SDMolSupplier(str(crystal))))
+    centre = reference.GetConformer().GetPositions().mean(0)
+    assert len(poses) == 5 and [p.GetIntProp("molgen_rank") for p in poses] == [1, 2, 3, 4, 5]
+    for pose in poses:  # the input's molecule (stereo included), placed near the box
+        assert Chem.MolToSmiles(Chem.RemoveHs(pose)) == Chem.MolToSmiles(reference)
+        assert np.linalg.norm(pose.GetConformer().GetPositions().mean(0) - centre) < 25
+
+    bad = [(["--ligand", "C[Si](C)C", "--autobox-ligand", str(crystal)], "unsupported element"),
+           (["--ligand", "CCO", "--box-center", "0", "0", "0", "--box-size", "8", "8", "8"], "outside the protein"),
+           (["--ligand", "CCO", "--box-center", "0", "nan", "0", "--box-size", "8", "8", "8"], "finite"),
+           (["--ligand", "C1CC(", "--autobox-ligand", str(crystal)], "invalid SMILES"),
+           (["--ligand", "CCO"], "no box")]
+    for args, message in bad:
+        target = tmp_path / "bad.sdf"
+        code = main(["dock", "--protein", str(protein), *args, "--checkpoint", ckpt, "-o", str(target)])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1 and not target.exists()
