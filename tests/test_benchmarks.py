@@ -23,6 +23,7 @@ SCRIPTS = {  # script → its subcommands
     "backbones": [],
     "conformers": [],
     "core_samplers": [],
+    "docking": [],
     "image_fid": ["score", "device"],
     "qm9_conditional": ["regressor", "evaluate"],
     "qm9_generation": ["device", "metrics", "throughput"],

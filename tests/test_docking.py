@@ -137,3 +137,27 @@ def test_tiny_model_trains_and_docks_an_astex_complex_through_the_cli(tmp_path, 
         code = main(["dock", "--protein", str(protein), *args, "--checkpoint", ckpt, "-o", str(target)])
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1 and not target.exists()
+
+
+@needs_astex
+def test_local_optimisation_lowers_vina_energy_and_keeps_the_local_structure():
+    from molgen.docking.complexes import ligand_box
+    from molgen.docking.data import pocket_of
+    from molgen.docking.refine import Physics, minimize
+
+    receptor = read_receptor(ASTEX / "1OF1_SCT_protein.pdb")
+    crystal = Chem.AddHs(next(iter(Chem.SDMolSupplier(str(ASTEX / "1OF1_SCT_ligand.sdf")))), addCoords=True)
+    centre, size = ligand_box(crystal)
+    own = Conformer.of(crystal)
+    lig = Conformer(own.graph, canonical_frame(own.pos, own.graph.heavy))
+    space = PoseSpace([Docking(lig, pocket_of(receptor, centre), torch.tensor(centre, dtype=torch.float32))] * 3)
+    x = space.state_of(own.pos.repeat(3, 1))
+    tau, rot, tors = space.parts(x)
+    shifted = space.assemble(tau + torch.tensor([[0.0, 0, 0], [0.25, 0, 0], [0, -0.3, 0.1]]), rot, tors)
+    physics = Physics.of(receptor, crystal, centre, size)
+    before = physics.energy(space.positions(shifted))
+    refined, after = minimize(space, shifted, physics.energy, steps=60)
+    assert torch.all(after < before) and before[1] - after[1] > 1.0  # kcal/mol
+    moved = space.positions(refined)[: lig.graph.num_atoms]
+    i, j = torch.tensor([[b.GetBeginAtomIdx(), b.GetEndAtomIdx()] for b in crystal.GetBonds()]).T
+    assert torch.allclose((moved[i] - moved[j]).norm(dim=-1), (own.pos[i] - own.pos[j]).norm(dim=-1), atol=1e-4)

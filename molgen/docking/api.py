@@ -23,16 +23,18 @@ from rdkit import Chem
 
 from ..conformers.inputs import to_molecule
 from ..diffusion import SamplerConfig, sample_in_batches
+from .complexes import ligand_box
 from .data import local_structures, pocket_of
 from .model import NULL_CONDITION
 from .pose import Docking, Pocket, PoseSpace
 from .receptor import DockingInputError, Receptor, read_receptor
+from .refine import Physics, minimize
 
 DEFAULT_MODEL = "default.pt"
 """The shipped model, in molgen/docking/weights/ (trained by `experiment=docking`)."""
 POSES_PER_LOCAL_STRUCTURE = 4
-BOX_MARGIN = 10.0
-"""Å added to the reference ligand's extent on every axis by `autobox` (PoseBusters' box)."""
+REFINE_STEPS = 100
+"""Adam steps of the local optimisation on Vina's function that finishes every pose."""
 
 @dataclass
 class DockingModel:
@@ -62,35 +64,35 @@ def _default_model() -> DockingModel:
                                     "`molgen train experiment=docking`)")
         return DockingModel.load(file)
 
-def autobox(reference: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:
-    """The box (centre [3], size [3], Å) around a reference ligand's heavy atoms: their
-    centroid, and their extent plus BOX_MARGIN on each axis, as PoseBusters docks."""
-    pos = reference.GetConformer().GetPositions()[[a.GetIdx() for a in reference.GetAtoms()
-                                                   if a.GetAtomicNum() > 1]]
-    return pos.mean(0), pos.max(0) - pos.min(0) + BOX_MARGIN
-
 def sample_poses(dockings: list[Docking], denoiser_for, sampler: SamplerConfig, *, seed: int,
-                 batch_size: int = 64, device="cpu", progress: bool = False) -> list[torch.Tensor]:
+                 batch_size: int = 64, physics: Physics | None = None, refine_steps: int = 0,
+                 device="cpu", progress: bool = False) -> list[torch.Tensor]:
     """The positions [num_atoms, 3] of one sampled pose per docking, in batches of batch_size
-    (the pocket is the condition; the sampler's guidance_scale weighs it)."""
+    (the pocket is the condition; the sampler's guidance_scale weighs it); with physics and
+    refine_steps > 0, each pose then locally optimised on Vina's function (`minimize`)."""
     def layout(chunk):
         space = PoseSpace(chunk, device)
         return space, (len(space.batch), 1)
 
     def readout(space: PoseSpace, x: torch.Tensor):
+        if physics is not None and refine_steps:
+            x, _ = minimize(space, x, physics.energy, steps=refine_steps)
         sizes = [d.ligand.graph.num_atoms for d in space.dockings]
-        return list(space.positions(x).cpu().split(sizes))
+        return list(space.positions(x).detach().cpu().split(sizes))
 
     cond = torch.ones((len(dockings), 1))
     return sample_in_batches(denoiser_for, dockings, sampler, layout=layout, batch_size=batch_size,
                              seed=seed, cond=cond, null_cond=NULL_CONDITION, readout=readout,
                              device=device, progress=progress, desc="poses", unit="pose")
 
+
 def dock_prepared(ligand: Chem.Mol, pocket: Pocket, centre, *, model: DockingModel, n: int,
-                  seed: int, guidance: float | None = None, device="cpu",
-                  progress: bool = False) -> Chem.Mol:
+                  seed: int, guidance: float | None = None, physics: Physics | None = None,
+                  refine_steps: int = REFINE_STEPS, device="cpu", progress: bool = False) -> Chem.Mol:
     """n poses of a ligand (explicit H) in a pocket around centre [3]: a copy of the ligand
-    with one conformer per pose, in sampling order."""
+    with one conformer per pose.  Without physics, in sampling order; with it, each pose
+    locally optimised (refine_steps) and ranked by Vina's energy, best first, its Vina score
+    (kcal/mol) the conformer property `vina_score`."""
     structures = local_structures(ligand, math.ceil(n / POSES_PER_LOCAL_STRUCTURE), seed)
     if not structures:
         raise DockingInputError(f"RDKit could not embed the ligand {ligand.GetProp('_Name')!r}"
@@ -100,20 +102,35 @@ def dock_prepared(ligand: Chem.Mol, pocket: Pocket, centre, *, model: DockingMod
     sampler = model.sampler if guidance is None else \
         SamplerConfig.from_dict(model.sampler.to_dict() | {"guidance_scale": float(guidance)})
     with torch.no_grad():
-        positions = sample_poses(dockings, model.denoiser_for, sampler, seed=seed,
-                                 device=device, progress=progress)
+        positions = sample_poses(dockings, model.denoiser_for, sampler, seed=seed, physics=physics,
+                                 refine_steps=refine_steps, device=device, progress=progress)
+    return ranked_poses(ligand, positions, physics)
+
+
+def ranked_poses(ligand: Chem.Mol, positions: list[torch.Tensor], physics: Physics | None) -> Chem.Mol:
+    """A copy of ligand with a conformer per pose (all atoms' positions [N, 3] each): ranked by
+    Vina's energy, best first, each with its Vina score as the conformer property
+    `vina_score`, when physics is given; else in the given order."""
+    scores = None
+    if physics is not None:
+        scores = physics.vina_scores(torch.cat(positions)).tolist()
+        order = sorted(range(len(positions)), key=scores.__getitem__)
+        positions, scores = [positions[i] for i in order], [scores[i] for i in order]
     out = Chem.Mol(ligand)
     out.RemoveAllConformers()
-    for pos in positions:
+    for k, pos in enumerate(positions):
         conformer = Chem.Conformer(out.GetNumAtoms())
         for i, p in enumerate(pos.double().tolist()):
             conformer.SetAtomPosition(i, p)
+        if scores is not None:
+            conformer.SetDoubleProp("vina_score", scores[k])
         out.AddConformer(conformer, assignId=True)
     return out
 
+
 def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_center=None,
          box_size=None, autobox_ligand: str | os.PathLike | Chem.Mol | None = None, n: int = 40,
-         seed: int = 0, guidance: float | None = None,
+         seed: int = 0, guidance: float | None = None, refine: bool = True,
          model: DockingModel | str | os.PathLike | None = None, progress: bool = False) -> list[Chem.Mol]:
     """Dock a ligand into a protein: n poses as RDKit molecules (explicit H), best first.
 
@@ -122,7 +139,10 @@ def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_c
     box_size (Å, 3 each), or autobox_ligand (a reference ligand: SDF path or Mol) for its
     PoseBusters box.  guidance: the classifier-free guidance weight w over the pocket, in the
     convention where 0 is the plain conditional model (ε = (1 + w) ε(x, pocket) − w ε(x)); default
-    the model's.  Each pose has the SD properties `molgen_rank` (1 = best) and `molgen_box`.
+    the model's.  refine: finish each pose by local optimisation on Vina's scoring function
+    (molgen.docking.refine) and rank by it; False: the learned model's raw poses, unranked.
+    Each pose has the SD properties `molgen_rank` (1 = best), `molgen_box` and, refined,
+    `vina_score` (kcal/mol, Vina's function as molgen computes it).
     Bad input raises DockingInputError (or ConformerInputError for the ligand) in one line.
     """
     if not isinstance(n, int) or n < 1:
@@ -137,13 +157,17 @@ def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_c
                                 f"{np.round(size, 2).tolist()}) holds no receptor atom: it lies "
                                 "outside the protein")
     mol = to_molecule(ligand, max_atoms=model.max_atoms)
+    physics = Physics.of(receptor, mol, centre, size) if refine else None
     poses = dock_prepared(mol, pocket_of(receptor, centre), centre, model=model, n=n, seed=seed,
-                          guidance=guidance, progress=progress)
+                          guidance=guidance, physics=physics, progress=progress)
     out = []
     for rank, cid in enumerate(range(poses.GetNumConformers()), start=1):
         pose = Chem.Mol(poses, confId=cid)
         pose.SetIntProp("molgen_rank", rank)
         pose.SetProp("molgen_box", " ".join(f"{v:.3f}" for v in (*centre, *size)))
+        conformer = poses.GetConformer(cid)
+        if conformer.HasProp("vina_score"):
+            pose.SetDoubleProp("vina_score", conformer.GetDoubleProp("vina_score"))
         out.append(pose)
     return out
 
@@ -160,7 +184,7 @@ def _box(box_center, box_size, autobox_ligand) -> tuple[np.ndarray, np.ndarray]:
                 raise DockingInputError(f"{autobox_ligand}: not a readable SDF reference ligand")
         if reference.GetNumConformers() == 0:
             raise DockingInputError("the reference ligand has no coordinates")
-        return autobox(reference)
+        return ligand_box(reference)
     if box_center is None or box_size is None:
         raise DockingInputError("no box: give box_center and box_size, or autobox_ligand")
     try:

@@ -1,0 +1,446 @@
+"""Redocking on CASF-2016 core and Astex diverse: pose RMSD, PoseBusters validity, CPU cost.
+
+For every complex (molgen.docking.complexes) and method: the receptor is read with
+molgen.docking.receptor.read_receptor (standard residues and metal ions; cofactors, waters and
+other hetero groups dropped), the box is ligand_box(crystal ligand) (PoseBusters' box:
+heavy-atom centroid, extent + 10 Å), and the ligand starts from one seeded ETKDGv3 conformer
+of the crystal ligand's molecule (stereo from the crystal coordinates) minimised with MMFF94,
+never from the crystal coordinates.  The method returns ranked poses; recorded per complex:
+
+  top1 / top5 / oracle   symmetry-aware heavy-atom RMSD (Å) to the crystal pose, in place
+                         (no superposition: rdMolAlign.CalcRMS), of the best-ranked pose, the
+                         best of the first five, the best of all returned
+  pb_valid, pb_failed    PoseBusters 'redock' checks of the top-1 pose against the crystal
+                         ligand and the receptor actually docked into (Receptor.to_pdb());
+                         valid = every check passes except the RMSD ≤ 2 Å one, which is
+                         reported as the RMSD itself; pb_failed names the failing checks
+  cpu_s                  CPU seconds of the method (time.process_time, one thread), including
+                         the receptor's preparation (done once per complex and charged to
+                         every method that uses it)
+
+Per-complex results are kept in <out stem>_complexes.json (default
+benchmarks/results/docking_complexes.json), keyed "set/name/method", and written after each
+complex: with --merge the pairs already there are skipped, so a long run can be stopped and
+resumed.  The summary (<out>, default benchmarks/results/docking.json) gives per set and
+method the top-1 / top-5 / oracle success rates (RMSD < 2 Å), the median top-1 RMSD, the
+PoseBusters-valid fraction, "RMSD < 2 Å and PB-valid", mean CPU seconds, and paired
+comparisons of the methods on their common complexes (wins / losses at top-1 < 2 Å, exact
+McNemar p).  A failed complex (preparation or docking error) counts as not successful.
+The figure <out>.png shows the cumulative distribution of top-1 RMSD per set and method.
+
+Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
+(ranked poses, cpu_seconds)):
+  vina1, vina8, vina32   AutoDock Vina 1.2 (molgen.docking.vina), exhaustiveness 1 / 8 / 32,
+                         9 poses, one CPU thread; meeko preparation
+  molgen                 `dock`: 40 poses sampled by the pose model (--checkpoint, default the
+                         shipped one), each locally optimised on molgen's torch version of
+                         Vina's function and ranked by it
+  molgen_raw             the learned model alone: 40 raw poses in sampling order (top-1 is
+                         the first sample: the model has no confidence head)
+  molgen_w<w>            molgen with classifier-free guidance weight w over the pocket (0: the
+                         plain conditional model), for the sweep w = 0, 0.5, 1, 2, 4
+  random_opt             the floor: 40 random placements from the pose prior, refined and
+                         ranked as molgen's are
+
+    python benchmarks/docking.py --sets astex --limit 5 --methods vina8
+    OMP_NUM_THREADS=1 python benchmarks/docking.py --sets astex casf2016 --methods vina8 --merge
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import numpy as np
+import rdkit
+from rdkit import Chem, RDLogger
+from rdkit.Chem import AllChem
+
+from molgen.conformers.api import embed
+from molgen.conformers.rmsd import heavy_atom_rmsd
+from molgen.docking.complexes import OVERLAP, SETS, Complex, ligand_box, load_complexes
+from molgen.docking.receptor import Receptor, read_receptor
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "results" / "docking.json"
+SUCCESS = 2.0  # Å
+
+
+# --------------------------------------------------------------------------- methods
+
+_PDBQT: dict[str, tuple[str, float, list[str]]] = {}
+
+
+def vina_receptor(receptor: Receptor) -> tuple[str, float, list[str]]:
+    """The receptor's PDBQT, the CPU seconds it took and meeko's warnings, made once per
+    receptor per process."""
+    from molgen.docking.vina import prepare_receptor
+
+    if receptor.name not in _PDBQT:
+        _PDBQT.clear()  # one complex at a time
+        start = time.process_time()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pdbqt = prepare_receptor(receptor)
+        _PDBQT[receptor.name] = (pdbqt, time.process_time() - start,
+                                 [str(w.message) for w in caught])
+    return _PDBQT[receptor.name]
+
+
+def vina_method(exhaustiveness: int):
+    def run(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box, seed: int):
+        from molgen.docking.vina import vina_dock
+
+        pdbqt, prep_s, _ = vina_receptor(receptor)
+        start = time.process_time()
+        poses = vina_dock(pdbqt, start_mol, box, exhaustiveness=exhaustiveness, seed=seed)
+        return poses, prep_s + time.process_time() - start
+    run.__doc__ = f"AutoDock Vina, exhaustiveness {exhaustiveness}"
+    return run
+
+
+POSES = 40
+"""Poses molgen samples per complex (Vina returns its 9 best)."""
+_MODEL: dict[str, object] = {}
+
+
+def docking_model():
+    """The pose model of --checkpoint (the shipped one by default), loaded once."""
+    from molgen.docking.api import DockingModel
+
+    if "model" not in _MODEL:
+        _MODEL["model"] = DockingModel.load(_MODEL.get("path"))
+    return _MODEL["model"]
+
+
+def molgen_method(*, guidance: float | None = None, refine: bool = True, n: int = POSES):
+    def run(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box, seed: int):
+        from molgen.docking.api import dock
+
+        start = time.process_time()
+        poses = dock(receptor, start_mol, box_center=box[0], box_size=box[1], n=n, seed=seed,
+                     guidance=guidance, refine=refine, model=docking_model())
+        return poses, time.process_time() - start
+    run.__doc__ = (f"molgen, {n} poses, guidance {'default' if guidance is None else guidance}, "
+                   f"{'refined and ranked on Vina' if refine else 'raw (sampling order)'}")
+    return run
+
+
+def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box, seed: int):
+    """POSES random placements (the pose prior: a uniform rotation, random torsions, the
+    centroid near the box centre) refined and ranked exactly as molgen's poses are."""
+    import torch
+
+    from molgen.docking.api import POSES_PER_LOCAL_STRUCTURE, REFINE_STEPS, ranked_poses
+    from molgen.docking.data import local_structures, pocket_of
+    from molgen.docking.pose import Docking, PoseSpace
+    from molgen.docking.refine import Physics, minimize
+
+    start = time.process_time()
+    mol = Chem.Mol(start_mol)
+    physics = Physics.of(receptor, mol, *box)
+    structures = local_structures(mol, math.ceil(POSES / POSES_PER_LOCAL_STRUCTURE), seed)
+    centre = torch.as_tensor(box[0], dtype=torch.float32)
+    pocket = pocket_of(receptor, box[0])
+    space = PoseSpace([Docking(structures[j % len(structures)], pocket, centre) for j in range(POSES)])
+    x = space.noise(torch.empty(len(space.batch), 1), torch.Generator().manual_seed(seed))
+    x, _ = minimize(space, x, physics.energy, steps=REFINE_STEPS)
+    positions = list(space.positions(x).detach().split([s.graph.num_atoms for s in structures[:1]] * POSES))
+    ranked = ranked_poses(mol, positions, physics)
+    poses = [Chem.Mol(ranked, confId=c.GetId()) for c in ranked.GetConformers()]
+    for pose, conf in zip(poses, ranked.GetConformers()):
+        pose.SetDoubleProp("vina_score", conf.GetDoubleProp("vina_score"))
+    return poses, time.process_time() - start
+
+
+GUIDANCE_SWEEP = (0.0, 0.5, 1.0, 2.0, 4.0)
+METHODS = {"vina1": vina_method(1), "vina8": vina_method(8), "vina32": vina_method(32),
+           "molgen": molgen_method(), "molgen_raw": molgen_method(refine=False),
+           "random_opt": random_floor,
+           **{f"molgen_w{w:g}": molgen_method(guidance=w) for w in GUIDANCE_SWEEP}}
+"""name -> function(complex, receptor, start_mol, box, seed) -> (ranked poses, cpu seconds);
+poses are copies of start_mol (same atoms) with one conformer each, best first."""
+
+
+# --------------------------------------------------------------------------- evaluation
+
+def start_conformer(crystal: Chem.Mol, seed: int) -> Chem.Mol:
+    """The crystal ligand's molecule (same atoms and order, stereo from its coordinates) with
+    one seeded ETKDGv3 conformer minimised with MMFF94 (UFF if MMFF has no parameters)."""
+    mol = Chem.Mol(crystal)
+    Chem.AssignStereochemistryFrom3D(mol)
+    work = Chem.Mol(mol)  # MMFF typing changes aromaticity flags: keep them off the result
+    positions = embed(work, 1, seed)
+    if not positions:
+        raise ValueError("ETKDG could not embed the ligand")
+    conf = Chem.Conformer(mol.GetNumAtoms())
+    for i, p in enumerate(positions[0].tolist()):
+        conf.SetAtomPosition(i, p)
+    conf.Set3D(True)
+    work.AddConformer(conf, assignId=True)
+    if AllChem.MMFFHasAllMoleculeParams(work):
+        AllChem.MMFFOptimizeMolecule(work)
+    else:
+        AllChem.UFFOptimizeMolecule(work)
+    mol.RemoveAllConformers()
+    mol.AddConformer(Chem.Conformer(work.GetConformer()), assignId=True)
+    return mol
+
+
+def rmsd_in_place(pose: Chem.Mol, crystal: Chem.Mol) -> float:
+    """Symmetry-aware heavy-atom RMSD without superposition (molgen.conformers.rmsd)."""
+    return float(heavy_atom_rmsd(pose, crystal, align=False)[0])
+
+
+def posebusters(pose: Chem.Mol, crystal: Chem.Mol, receptor_pdb: str) -> tuple[bool, list[str]]:
+    """PoseBusters 'redock' checks of pose: (all pass except the RMSD check, failing checks)."""
+    from posebusters import PoseBusters
+
+    with tempfile.NamedTemporaryFile("w", suffix=".pdb", delete=False) as f:
+        f.write(receptor_pdb)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            row = PoseBusters("redock").bust(Chem.Mol(pose), Chem.Mol(crystal), f.name).iloc[0]
+    finally:
+        os.unlink(f.name)
+    failed = [str(k) for k, v in row.items() if isinstance(v, (bool, np.bool_)) and not v
+              and "rmsd" not in str(k).lower()]  # PoseBusters' RMSD ≤ 2 Å check
+    return not failed, failed
+
+
+def evaluate(complex_: Complex, method: str, seed: int, receptor: Receptor) -> dict:
+    """Dock one complex with one method and measure the poses."""
+    crystal = complex_.ligand
+    out = {"set": complex_.set, "name": complex_.name, "method": method, "seed": seed,
+           "heavy_atoms": crystal.GetNumHeavyAtoms(),
+           "rotatable_bonds": Chem.rdMolDescriptors.CalcNumRotatableBonds(crystal)}
+    wall = time.perf_counter()
+    try:
+        box = ligand_box(crystal)
+        start_mol = start_conformer(crystal, seed)
+        out["start_rmsd"] = rmsd_in_place(start_mol, crystal)
+        poses, cpu_s = METHODS[method](complex_, receptor, start_mol, box, seed)
+        out["cpu_s"] = float(cpu_s)
+        out["num_poses"] = len(poses)
+        if not poses:
+            raise ValueError("no poses")
+        rmsd = [rmsd_in_place(p, crystal) for p in poses]
+        out.update(rmsd=[round(r, 4) for r in rmsd], top1=rmsd[0], top5=min(rmsd[:5]),
+                   oracle=min(rmsd))
+        if poses[0].HasProp("vina_score"):
+            out["scores"] = [p.GetDoubleProp("vina_score") for p in poses]
+        pb_start = time.perf_counter()
+        out["pb_valid"], out["pb_failed"] = posebusters(poses[0], crystal, receptor.to_pdb())
+        out["pb_wall_s"] = time.perf_counter() - pb_start
+        if receptor.name in _PDBQT and _PDBQT[receptor.name][2]:
+            out["preparation_warnings"] = _PDBQT[receptor.name][2]
+    except Exception as exc:  # one failed complex must not stop a long run
+        out["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        out["traceback"] = traceback.format_exc(limit=3)[-1000:]
+    out["wall_s"] = time.perf_counter() - wall
+    if receptor.dropped:
+        out["receptor_dropped"] = receptor.dropped
+    return out
+
+
+# --------------------------------------------------------------------------- statistics
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p for b and c discordant pairs (binomial, p = 1/2)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def compare(records: dict[str, dict], set_: str, a: str, b: str, key: str = "top1") -> dict:
+    """Paired comparison of methods a and b on the complexes of set_ both have done:
+    wins (a < 2 Å, b not), losses (b < 2 Å, a not), both, neither, exact McNemar p, and the
+    median RMSD difference a − b where both have one.  A failed complex is not a success."""
+    ra = {r["name"]: r for r in records.values() if r["set"] == set_ and r["method"] == a}
+    rb = {r["name"]: r for r in records.values() if r["set"] == set_ and r["method"] == b}
+    common = sorted(set(ra) & set(rb))
+    ok = lambda r: r.get(key, math.inf) < SUCCESS  # noqa: E731
+    wins = sum(ok(ra[n]) and not ok(rb[n]) for n in common)
+    losses = sum(ok(rb[n]) and not ok(ra[n]) for n in common)
+    both = sum(ok(ra[n]) and ok(rb[n]) for n in common)
+    diffs = [ra[n][key] - rb[n][key] for n in common if key in ra[n] and key in rb[n]]
+    return {"a": a, "b": b, "set": set_, "criterion": f"{key} RMSD < {SUCCESS} Å", "n": len(common),
+            "wins": wins, "losses": losses, "both": both,
+            "neither": len(common) - wins - losses - both, "mcnemar_p": mcnemar_exact(wins, losses),
+            "median_rmsd_diff": float(np.median(diffs)) if diffs else None}
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Success rates over all complexes attempted (failures count as misses)."""
+    n = len(rows)
+    done = [r for r in rows if "top1" in r]
+    frac = lambda f: float(np.mean([bool(f(r)) for r in rows])) if n else None  # noqa: E731
+    cpu = [r["cpu_s"] for r in rows if "cpu_s" in r]
+    return {"n": n, "failed": n - len(done),
+            "top1_success": frac(lambda r: r.get("top1", math.inf) < SUCCESS),
+            "top5_success": frac(lambda r: r.get("top5", math.inf) < SUCCESS),
+            "oracle_success": frac(lambda r: r.get("oracle", math.inf) < SUCCESS),
+            "median_top1_rmsd": float(np.median([r["top1"] for r in done])) if done else None,
+            "pb_valid": frac(lambda r: r.get("pb_valid")),
+            "top1_success_and_pb_valid": frac(lambda r: r.get("top1", math.inf) < SUCCESS
+                                              and r.get("pb_valid")),
+            "mean_cpu_s": float(np.mean(cpu)) if cpu else None,
+            "median_cpu_s": float(np.median(cpu)) if cpu else None,
+            "pb_failed_counts": _count(c for r in done for c in r.get("pb_failed", ()))}
+
+
+def _count(items) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+# --------------------------------------------------------------------------- output
+
+def fmt(value, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(summary: dict):
+    print(f"\n{'set':10s}{'method':10s}{'n':>5s}{'fail':>5s}{'top1':>7s}{'top5':>7s}{'oracle':>7s}"
+          f"{'medRMSD':>8s}{'PB':>7s}{'<2&PB':>7s}{'CPU-s':>8s}")
+    for set_, methods in summary.items():
+        for method, s in methods.items():
+            print(f"{set_:10s}{method:10s}{s['n']:5d}{s['failed']:5d}{fmt(s['top1_success']):>7s}"
+                  f"{fmt(s['top5_success']):>7s}{fmt(s['oracle_success']):>7s}"
+                  f"{fmt(s['median_top1_rmsd'], '.2f'):>8s}{fmt(s['pb_valid']):>7s}"
+                  f"{fmt(s['top1_success_and_pb_valid']):>7s}{fmt(s['mean_cpu_s'], '.1f'):>8s}")
+
+
+def draw(path: Path, rows: dict[str, dict[str, list[dict]]]):
+    """Cumulative fraction of complexes with top-1 RMSD ≤ x, one panel per set."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.5 * len(rows), 3.5), layout="constrained")
+    axes = fig.subplots(1, len(rows), squeeze=False)[0]
+    grid = np.linspace(0, 10, 201)
+    for ax, (set_, methods) in zip(axes, rows.items()):
+        for method, rs in methods.items():
+            rmsd = np.array([r.get("top1", np.inf) for r in rs])
+            ax.plot(grid, [(rmsd <= x).mean() for x in grid], label=f"{method} (n={len(rs)})")
+        ax.axvline(SUCCESS, color="grey", lw=0.8, ls="--")
+        ax.set(xlabel="top-1 RMSD (Å)", ylabel="fraction of complexes", title=set_, ylim=(0, 1))
+        ax.legend(fontsize=8, loc="lower right")
+    fig.savefig(path, dpi=80)
+
+
+def load_records(path: Path) -> dict[str, dict]:
+    return json.loads(path.read_text())["complexes"] if path.is_file() else {}
+
+
+def save_records(path: Path, records: dict[str, dict]):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"description": "per-complex docking results of "
+                               "benchmarks/docking.py, keyed set/name/method",
+                               "complexes": records}, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def subset(n: int, limit: int | None, seed: int) -> np.ndarray:
+    """Indices of a fixed-seed random subset of size limit (all when None), ascending."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    p.add_argument("--methods", nargs="+", default=["vina8"], choices=list(METHODS))
+    p.add_argument("--limit", type=int, default=None,
+                   help="a fixed-seed random subset of this many complexes per set (default all)")
+    p.add_argument("--names", nargs="+", default=None, help="only these complexes (by name)")
+    p.add_argument("--seed", type=int, default=0, help="subset, start conformer and method seed")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the per-complex results already in the complexes file and skip "
+                        "those pairs (resume); without it the file starts afresh")
+    p.add_argument("--data", type=Path, default=None, help="data root (default $MOLGEN_DATA)")
+    p.add_argument("--checkpoint", default=None,
+                   help="docking model of the molgen methods (default: the shipped model)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"summary JSON (default {DEFAULT_OUT})")
+    args = p.parse_args(argv)
+    RDLogger.DisableLog("rdApp.*")
+    _MODEL["path"] = args.checkpoint
+    complexes_path = args.out.with_name(args.out.stem + "_complexes.json")
+    records = load_records(complexes_path) if args.merge else {}
+    t_start, load_start = time.perf_counter(), os.getloadavg()
+
+    selected: dict[str, list[Complex]] = {}
+    for set_ in args.sets:
+        items = load_complexes(set_, args.data)
+        if args.names:
+            items = [c for c in items if c.name in args.names]
+        selected[set_] = [items[i] for i in subset(len(items), args.limit, args.seed)]
+    todo = [(c, m) for cs in selected.values() for c in cs for m in args.methods
+            if f"{c.set}/{c.name}/{m}" not in records]
+    print(f"{sum(map(len, selected.values()))} complexes × {len(args.methods)} methods; "
+          f"{len(todo)} to run, {len(records)} results kept", flush=True)
+    receptor, receptor_of = None, None
+    for i, (complex_, method) in enumerate(todo):
+        if receptor_of is not complex_:
+            try:
+                receptor, receptor_of = read_receptor(complex_.receptor_path), complex_
+            except Exception as exc:
+                receptor, receptor_of = exc, complex_
+        if isinstance(receptor, Exception):
+            row = {"set": complex_.set, "name": complex_.name, "method": method,
+                   "error": f"{type(receptor).__name__}: {receptor}"}
+        else:
+            row = evaluate(complex_, method, args.seed, receptor)
+        records[f"{complex_.set}/{complex_.name}/{method}"] = row
+        save_records(complexes_path, records)
+        print(f"[{i + 1}/{len(todo)}] {complex_.set}/{complex_.name} {method}: "
+              + (f"top1 {row['top1']:.2f} Å, oracle {row['oracle']:.2f} Å, "
+                 f"score {row.get('scores', [math.nan])[0]:.2f}, PB {'ok' if row['pb_valid'] else row['pb_failed']}, "
+                 f"{row['cpu_s']:.1f} CPU-s" if "top1" in row else f"FAILED {row['error']}"), flush=True)
+
+    rows = {s: {m: [records[f"{s}/{c.name}/{m}"] for c in cs if f"{s}/{c.name}/{m}" in records]
+                for m in args.methods} for s, cs in selected.items()}
+    summary = {s: {m: summarise(rs) for m, rs in ms.items()} for s, ms in rows.items()}
+    comparisons = [compare(records, s, a, b) for s in selected for i, a in enumerate(args.methods)
+                   for b in args.methods[i + 1:]]
+    print_table(summary)
+    for c in comparisons:
+        print(f"{c['set']}: {c['a']} vs {c['b']} on {c['n']}: {c['wins']} wins, {c['losses']} "
+              f"losses, McNemar p = {c['mcnemar_p']:.3g}")
+    output = dict(
+        description="Redocking: top-1/top-5/oracle RMSD success (< 2 Å), PoseBusters validity "
+                    "and CPU cost per set and method (benchmarks/docking.py)",
+        settings=dict(sets=args.sets, methods=args.methods, limit=args.limit, names=args.names,
+                      seed=args.seed, threads=1, checkpoint=args.checkpoint, success_rmsd=SUCCESS, overlap=list(OVERLAP),
+                      box="ligand_box: crystal heavy-atom centroid, extent + 10 Å",
+                      start="ETKDGv3 (molgen.conformers.api.embed) + MMFF94 of the crystal ligand",
+                      complexes_file=str(complexes_path)),
+        machine=dict(platform=platform.platform(), python=sys.version.split()[0],
+                     cpu_count=os.cpu_count(), rdkit=rdkit.__version__, numpy=np.__version__,
+                     loadavg_1_5_15min_start=list(load_start),
+                     loadavg_1_5_15min_end=list(os.getloadavg())),
+        summary=summary, comparisons=comparisons, total_runtime_s=time.perf_counter() - t_start)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(output, indent=1) + "\n")
+    draw(args.out.with_suffix(".png"), rows)
+    print(f"\nwrote {args.out}, {complexes_path.name} and {args.out.with_suffix('.png').name}; "
+          f"total runtime {output['total_runtime_s']:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
