@@ -26,7 +26,9 @@ method the top-1 / top-5 / oracle success rates (RMSD < 2 Å), the median top-1 
 PoseBusters-valid fraction, "RMSD < 2 Å and PB-valid", mean CPU seconds, and paired
 comparisons of the methods on their common complexes (wins / losses at top-1 < 2 Å, exact
 McNemar p).  A failed complex (preparation or docking error) counts as not successful.
-The figure <out>.png shows the cumulative distribution of top-1 RMSD per set and method.
+The figure <out>.png shows the cumulative distribution of top-1 RMSD per set and method;
+<out stem>_poses.png the crystal ligand and molgen's top-1 pose in the pocket for the first
+complexes docked by the run.
 
 Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
 (ranked poses, cpu_seconds)):
@@ -238,6 +240,8 @@ def evaluate(complex_: Complex, method: str, seed: int, receptor: Receptor) -> d
                    oracle=min(rmsd))
         if poses[0].HasProp("vina_score"):
             out["scores"] = [p.GetDoubleProp("vina_score") for p in poses]
+        if method == FIGURE_METHOD and len(_FIGURE) < FIGURE_PANELS:
+            _FIGURE.append((f"{complex_.set}/{complex_.name}", rmsd[0], receptor, crystal, poses[0]))
         pb_start = time.perf_counter()
         out["pb_valid"], out["pb_failed"] = posebusters(poses[0], crystal, receptor.to_pdb())
         out["pb_wall_s"] = time.perf_counter() - pb_start
@@ -342,6 +346,35 @@ def draw(path: Path, rows: dict[str, dict[str, list[dict]]]):
     fig.savefig(path, dpi=80)
 
 
+FIGURE_METHOD, FIGURE_PANELS = "molgen", 4
+_FIGURE: list = []  # (label, top-1 RMSD, receptor, crystal, top-1 pose) of the first complexes
+
+
+def draw_poses(path: Path):
+    """The crystal ligand (green) and molgen's top-1 pose (orange) among the pocket's atoms
+    within 6 Å of the crystal ligand (grey), for the first complexes docked in this run."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4 * len(_FIGURE), 4), layout="constrained")
+    for k, (label, rmsd, receptor, crystal, pose) in enumerate(_FIGURE):
+        ax = fig.add_subplot(1, len(_FIGURE), k + 1, projection="3d")
+        heavy = Chem.RemoveAllHs(crystal).GetConformer().GetPositions()
+        pocket = receptor.near(heavy, 6.0).pos
+        ax.scatter(*pocket.T, s=6, c="0.7", depthshade=False)
+        for mol, colour, name in ((crystal, "tab:green", "crystal"), (pose, "tab:orange", "molgen top-1")):
+            xyz = mol.GetConformer().GetPositions()
+            for b in mol.GetBonds():
+                i, j = b.GetBeginAtomIdx(), b.GetEndAtomIdx()
+                if mol.GetAtomWithIdx(i).GetAtomicNum() > 1 and mol.GetAtomWithIdx(j).GetAtomicNum() > 1:
+                    ax.plot(*xyz[[i, j]].T, color=colour, lw=2)
+            ax.plot([], [], color=colour, label=name)
+        ax.set_title(f"{label}: {rmsd:.2f} Å", fontsize=9)
+        ax.set_axis_off()
+        if k == 0:
+            ax.legend(fontsize=8, loc="upper left")
+    fig.savefig(path, dpi=80)
+
+
 def load_records(path: Path) -> dict[str, dict]:
     return json.loads(path.read_text())["complexes"] if path.is_file() else {}
 
@@ -438,6 +471,8 @@ def main(argv=None):
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(output, indent=1) + "\n")
     draw(args.out.with_suffix(".png"), rows)
+    if _FIGURE:
+        draw_poses(args.out.with_name(args.out.stem + "_poses.png"))
     print(f"\nwrote {args.out}, {complexes_path.name} and {args.out.with_suffix('.png').name}; "
           f"total runtime {output['total_runtime_s']:.1f}s")
 

@@ -14,7 +14,8 @@ LAYERS = [("diffusion",), ("nn",), ("data",), ("plotting",), ("train",), ("metri
 """Lowest first: a module may import modules of its own layer or of lower ones only.  The core
 (diffusion) knows no network, data set or task; the trainer knows tasks only by name
 (molgen.train.task.TASKS), so the tasks sit above it; the two products (conformers,
-proteins) share a layer."""
+proteins) share a layer, and docking sits above them (it builds poses on the conformer
+generator's local structures)."""
 
 MAX_POSITIONAL = 3
 """A public function with more than 4 parameters takes at most this many positionally."""

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rdkit import Chem
 
 from molgen.data.paths import default_data_root
 from molgen.docking.complexes import (CASF_UNREADABLE, OVERLAP, ligand_box, load_complexes,
