@@ -406,6 +406,9 @@ def main(argv=None):
     p.add_argument("--merge", action="store_true",
                    help="keep the per-complex results already in the complexes file and skip "
                         "those pairs (resume); without it the file starts afresh")
+    p.add_argument("--include", type=Path, nargs="+", default=[], metavar="FILE",
+                   help="per-complex files of other runs (e.g. a Vina run going on beside this "
+                        "one) whose results are read in too; implies --merge")
     p.add_argument("--data", type=Path, default=None, help="data root (default $MOLGEN_DATA)")
     p.add_argument("--checkpoint", default=None,
                    help="docking model of the molgen methods (default: the shipped model)")
@@ -414,7 +417,9 @@ def main(argv=None):
     RDLogger.DisableLog("rdApp.*")
     _MODEL["path"] = args.checkpoint
     complexes_path = args.out.with_name(args.out.stem + "_complexes.json")
-    records = load_records(complexes_path) if args.merge else {}
+    records = load_records(complexes_path) if args.merge or args.include else {}
+    for other in args.include:
+        records.update({k: v for k, v in load_records(other).items() if k not in records})
     t_start, load_start = time.perf_counter(), os.getloadavg()
 
     selected: dict[str, list[Complex]] = {}
