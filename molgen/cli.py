@@ -187,6 +187,9 @@ def _build_parser() -> argparse.ArgumentParser:
     dk.add_argument("--guidance", type=float, default=None, metavar="W",
                     help="classifier-free guidance scale w over the pocket, "
                          "ε̃ = (1 + w) ε(x, pocket) - w ε(x, ∅) (default: the model's)")
+    dk.add_argument("--raw", action="store_true",
+                    help="the learned model's poses as sampled: no local optimisation on Vina's "
+                         "function, no ranking")
     dk.add_argument("-n", "--num-poses", type=int, default=40,
                     help="poses to sample and write (default: %(default)s)")
     dk.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
@@ -345,6 +348,8 @@ def _backbones(args) -> int:
 
 
 def _dock(args) -> int:
+    import warnings
+
     from rdkit import Chem
 
     from .conformers.inputs import read_inputs
@@ -354,9 +359,15 @@ def _dock(args) -> int:
     _, ligand = read_inputs(args.ligand)[0]
     if isinstance(ligand, Exception):
         raise ligand
-    poses = dock(args.protein, ligand, box_center=args.box_center, box_size=args.box_size,
-                 autobox_ligand=args.autobox_ligand, n=args.num_poses, seed=args.seed,
-                 guidance=args.guidance, model=args.checkpoint, progress=True)
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always")
+        poses = dock(args.protein, ligand, box_center=args.box_center, box_size=args.box_size,
+                     autobox_ligand=args.autobox_ligand, n=args.num_poses, seed=args.seed,
+                     guidance=args.guidance, refine=not args.raw, model=args.checkpoint,
+                     progress=True)
+    for note in notes:
+        if issubclass(note.category, UserWarning):
+            print(f"molgen: note: {_one_line(note.message)}", file=sys.stderr)
     with Chem.SDWriter(args.output) as writer:
         for pose in poses:
             writer.write(pose)

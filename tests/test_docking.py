@@ -118,7 +118,8 @@ def test_tiny_model_trains_and_docks_an_astex_complex_through_the_cli(tmp_path, 
     out, ckpt = tmp_path / "poses.sdf", str(run / "checkpoint.pt")
     assert main(["dock", "--protein", str(protein), "--ligand", str(crystal), "--autobox-ligand",
                  str(crystal), "-n", "5", "--checkpoint", ckpt, "-o", str(out)]) == 0
-    assert "5 poses" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "5 poses" in captured.out and "hydrogens: " in captured.err  # the Astex SDF has none
     poses = [m for m in Chem.SDMolSupplier(str(out), removeHs=False)]
     reference = next(iter(Chem.SDMolSupplier(str(crystal))))
     centre = reference.GetConformer().GetPositions().mean(0)
@@ -131,7 +132,8 @@ def test_tiny_model_trains_and_docks_an_astex_complex_through_the_cli(tmp_path, 
            (["--ligand", "CCO", "--box-center", "0", "0", "0", "--box-size", "8", "8", "8"], "outside the protein"),
            (["--ligand", "CCO", "--box-center", "0", "nan", "0", "--box-size", "8", "8", "8"], "finite"),
            (["--ligand", "C1CC(", "--autobox-ligand", str(crystal)], "invalid SMILES"),
-           (["--ligand", "CCO"], "no box")]
+           (["--ligand", "CCO"], "no box"),
+           (["--ligand", "CCO", "--autobox-ligand", str(crystal), "-n", "0"], "n must be a positive")]
     for args, message in bad:
         target = tmp_path / "bad.sdf"
         code = main(["dock", "--protein", str(protein), *args, "--checkpoint", ckpt, "-o", str(target)])

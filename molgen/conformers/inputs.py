@@ -60,7 +60,10 @@ def to_molecule(x: str | Chem.Mol, *, max_atoms: int | None = None,
     if unsupported:
         raise ConformerInputError(f"unsupported element(s) {', '.join(unsupported)} in "
                                   f"{name!r}: the model knows {', '.join(ELEMENTS)}")
+    atoms = mol.GetNumAtoms()
     mol = Chem.AddHs(mol)
+    if isinstance(x, Chem.Mol) and mol.GetNumAtoms() > atoms:  # a drawn SMILES implies its H
+        mol.SetIntProp("molgen_added_hydrogens", mol.GetNumAtoms() - atoms)
     if max_atoms is not None and mol.GetNumAtoms() > max_atoms:
         raise ConformerInputError(f"{name!r} has {mol.GetNumAtoms()} atoms with hydrogens, "
                                   f"more than the model's limit of {max_atoms}")

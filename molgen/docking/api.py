@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from rdkit import Chem
 
-from ..conformers.inputs import to_molecule
+from ..conformers.inputs import name_of, to_molecule
 from ..diffusion import SamplerConfig, sample_in_batches
 from .complexes import ligand_box
 from .data import local_structures, pocket_of
@@ -143,7 +144,8 @@ def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_c
     (molgen.docking.refine) and rank by it; False: the learned model's raw poses, unranked.
     Each pose has the SD properties `molgen_rank` (1 = best), `molgen_box` and, refined,
     `vina_score` (kcal/mol, Vina's function as molgen computes it).
-    Bad input raises DockingInputError (or ConformerInputError for the ligand) in one line.
+    Bad input raises DockingInputError (or ConformerInputError for the ligand) in one line;
+    hydrogens added to the ligand and hetero groups left out of the receptor are warned of.
     """
     if not isinstance(n, int) or n < 1:
         raise DockingInputError(f"n must be a positive integer, got {n!r}")
@@ -157,6 +159,13 @@ def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_c
                                 f"{np.round(size, 2).tolist()}) holds no receptor atom: it lies "
                                 "outside the protein")
     mol = to_molecule(ligand, max_atoms=model.max_atoms)
+    if mol.HasProp("molgen_added_hydrogens"):
+        warnings.warn(f"the ligand {name_of(mol)!r} came without (some) hydrogens: "
+                      f"{mol.GetIntProp('molgen_added_hydrogens')} added, protonated as drawn",
+                      stacklevel=2)
+    if receptor.dropped:
+        warnings.warn(f"hetero groups left out of the receptor: "
+                      f"{', '.join(f'{k} ×{v}' for k, v in receptor.dropped.items())}", stacklevel=2)
     physics = Physics.of(receptor, mol, centre, size) if refine else None
     poses = dock_prepared(mol, pocket_of(receptor, centre), centre, model=model, n=n, seed=seed,
                           guidance=guidance, physics=physics, progress=progress)
