@@ -128,8 +128,10 @@ def molgen_method(*, guidance: float | None = None, refine: bool = True, n: int 
         from molgen.docking.api import dock
 
         start = time.process_time()
-        poses = dock(receptor, start_mol, box_center=box[0], box_size=box[1], n=n, seed=seed,
-                     guidance=guidance, refine=refine, model=docking_model())
+        with warnings.catch_warnings():  # dropped hetero groups are in the record already
+            warnings.simplefilter("ignore")
+            poses = dock(receptor, start_mol, box_center=box[0], box_size=box[1], n=n, seed=seed,
+                         guidance=guidance, refine=refine, model=docking_model())
         return poses, time.process_time() - start
     run.__doc__ = (f"molgen, {n} poses, guidance {'default' if guidance is None else guidance}, "
                    f"{'refined and ranked on Vina' if refine else 'raw (sampling order)'}")

@@ -163,3 +163,15 @@ def test_local_optimisation_lowers_vina_energy_and_keeps_the_local_structure():
     moved = space.positions(refined)[: lig.graph.num_atoms]
     i, j = torch.tensor([[b.GetBeginAtomIdx(), b.GetEndAtomIdx()] for b in crystal.GetBonds()]).T
     assert torch.allclose((moved[i] - moved[j]).norm(dim=-1), (own.pos[i] - own.pos[j]).norm(dim=-1), atol=1e-4)
+
+
+@needs_astex
+def test_the_shipped_model_docks_and_ranks_by_vina_score():
+    from molgen.docking import dock
+
+    crystal = ASTEX / "1OF1_SCT_ligand.sdf"
+    poses = dock(ASTEX / "1OF1_SCT_protein.pdb", Chem.MolFromMolFile(str(crystal)), autobox_ligand=crystal,
+                 n=4, seed=1)
+    scores = [p.GetDoubleProp("vina_score") for p in poses]
+    assert len(poses) == 4 and scores == sorted(scores) and np.isfinite(scores).all()
+    assert [p.GetIntProp("molgen_rank") for p in poses] == [1, 2, 3, 4]
