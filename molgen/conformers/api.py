@@ -19,7 +19,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from importlib import resources
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import torch
 from rdkit import Chem
@@ -86,8 +86,11 @@ def sample_conformers(conformers: list[Conformer], denoiser_for, sampler: Sample
 @dataclass
 class ConformerModel:
     """A trained torsion model: how to denoise a batch, how it samples by default, and the
-    largest molecule (atoms with H) it takes."""
+    largest molecule (atoms with H) it takes.  Subclasses load other tasks' models of the same
+    shape (molgen.docking.api.DockingModel): TASK names the task, and the shipped model is
+    weights/DEFAULT_MODEL beside the subclass's module."""
 
+    TASK: ClassVar[str] = "conformers"
     denoiser_for: object
     sampler: SamplerConfig
     max_atoms: int
@@ -96,18 +99,18 @@ class ConformerModel:
     def load(cls, path: str | os.PathLike | None = None) -> "ConformerModel":
         """The model in a molgen checkpoint (or exported model file); the shipped one if None."""
         if path is None:
-            return _default_model()
+            return _shipped(cls)
         from ..train import load_trained
 
-        trained = load_trained(path, task="conformers")
+        trained = load_trained(path, task=cls.TASK)
         return cls(trained.denoiser, trained.sampler, trained.cfg.task.max_atoms)
 
 
-@functools.lru_cache(maxsize=1)
-def _default_model() -> ConformerModel:
-    path = resources.files("molgen.conformers") / "weights" / DEFAULT_MODEL
+@functools.lru_cache(maxsize=None)
+def _shipped(cls: type[ConformerModel]) -> ConformerModel:
+    path = resources.files(cls.__module__.rsplit(".", 1)[0]) / "weights" / DEFAULT_MODEL
     with resources.as_file(path) as file:
-        return ConformerModel.load(file)
+        return cls.load(file)
 
 
 def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,

@@ -10,18 +10,16 @@ How a ligand is docked (see molgen.docking.pose and molgen.docking.model):
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 import warnings
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 from rdkit import Chem
 
+from ..conformers.api import ConformerModel
 from ..conformers.inputs import name_of, to_molecule
 from ..diffusion import SamplerConfig, sample_in_batches
 from .complexes import ligand_box
@@ -31,39 +29,16 @@ from .pose import Docking, Pocket, PoseSpace
 from .receptor import DockingInputError, Receptor, read_receptor
 from .refine import Physics, minimize
 
-DEFAULT_MODEL = "default.pt"
-"""The shipped model, in molgen/docking/weights/ (trained by `experiment=docking`)."""
 POSES_PER_LOCAL_STRUCTURE = 4
 REFINE_STEPS = 100
 """Adam steps of the local optimisation on Vina's function that finishes every pose."""
 
-@dataclass
-class DockingModel:
+class DockingModel(ConformerModel):
     """A trained pose model: how to denoise a batch, how it samples by default, and the
-    largest ligand (atoms with H) it takes."""
+    largest ligand (atoms with H) it takes; `load(None)` is the shipped one."""
 
-    denoiser_for: object
-    sampler: SamplerConfig
-    max_atoms: int
+    TASK = "docking"
 
-    @classmethod
-    def load(cls, path: str | os.PathLike | None = None) -> "DockingModel":
-        """The model in a molgen checkpoint (or exported model file); the shipped one if None."""
-        if path is None:
-            return _default_model()
-        from ..train import load_trained
-
-        trained = load_trained(path, task="docking")
-        return cls(trained.denoiser, trained.sampler, trained.cfg.task.max_atoms)
-
-@functools.lru_cache(maxsize=1)
-def _default_model() -> DockingModel:
-    path = resources.files("molgen.docking") / "weights" / DEFAULT_MODEL
-    with resources.as_file(path) as file:
-        if not Path(file).is_file():
-            raise FileNotFoundError("no shipped docking model: give model= (a checkpoint of "
-                                    "`molgen train experiment=docking`)")
-        return DockingModel.load(file)
 
 def sample_poses(dockings: list[Docking], denoiser_for, sampler: SamplerConfig, *, seed: int,
                  batch_size: int = 64, physics: Physics | None = None, refine_steps: int = 0,
