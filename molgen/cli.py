@@ -297,8 +297,8 @@ def _conformers(args) -> int:
 
     if args.num_samples < 1:
         raise ValueError(f"-n must be >= 1, got {args.num_samples}")
-    if args.prune is not None and args.prune < 0:
-        raise ValueError(f"--prune must be >= 0, got {args.prune}")
+    if args.prune is not None and not args.prune >= 0:  # nan too
+        raise ValueError(f"--prune must be a number >= 0, got {args.prune}")
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")

@@ -179,3 +179,29 @@ def test_prune_drops_a_moved_duplicate_and_keeps_distinct_conformers():
     for kept, original in zip(pruned.GetConformers(), list(mol.GetConformers())[:3]):
         np.testing.assert_array_equal(kept.GetPositions(), original.GetPositions())
     assert prune(mol, 100.0).GetNumConformers() == 1
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"num_confs": 2.5}, "num_confs must be an integer"), ({"seed": -1}, "seed must be an integer"),
+    ({"seed": 2**40}, "seed must be an integer"), ({"batch_size": -1}, "batch_size"),
+    ({"local_structures": -1}, "local_structures"), ({"relax": "foo"}, "relax must be"),
+    ({"prune_rms": -1}, "prune_rms"), ({"prune_rms": float("nan")}, "prune_rms"),
+])
+def test_bad_options_fail_at_once_and_leave_no_file(tmp_path, options, message):
+    from molgen.conformers.api import generate_conformers, write_conformers
+
+    with pytest.raises(ValueError, match=message):
+        generate_conformers("CCO", **options)
+    path = tmp_path / "out.sdf"
+    with pytest.raises(ValueError, match=message):
+        write_conformers([("ethanol", Chem.MolFromSmiles("CCO"))], path, options.pop("num_confs", 2),
+                         progress=False, **options)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_none_in_a_list_is_a_none_in_the_result():
+    from molgen.conformers.api import generate_conformers
+
+    with pytest.warns(UserWarning, match="no molecule"):
+        out = generate_conformers(["CCO", None], num_confs=2)
+    assert out[0].GetNumConformers() == 2 and out[1] is None

@@ -19,6 +19,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import ClassVar, Sequence
 
 import torch
@@ -137,8 +138,9 @@ def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
     0 keeps the raw samples.  oversample: torsions are drawn for oversample × num_confs
     conformers and the num_confs with the fewest clashes kept (1: every sample).
     """
-    if num_confs < 1 or oversample < 1:
-        raise ValueError(f"num_confs and oversample must be >= 1, got {num_confs}, {oversample}")
+    _check_options(num_confs=num_confs, seed=seed, relax=relax, prune_rms=prune_rms,
+                   local_structures=local_structures, oversample=oversample,
+                   clash_steps=clash_steps, batch_size=batch_size)
     single = isinstance(molecules, (str, Chem.Mol))
     inputs: Sequence = [molecules] if single else list(molecules)
     if not isinstance(model, ConformerModel):
@@ -196,6 +198,33 @@ def add_conformers(mol: Chem.Mol, positions: list[torch.Tensor]) -> None:
         mol.AddConformer(conformer, assignId=True)
 
 
+MAX_SEED = 2**31 - 2
+"""RDKit's random seed is a signed 32-bit integer, and ETKDG takes seed + 1."""
+
+
+def _check_options(*, num_confs, seed, relax, prune_rms, local_structures, oversample,
+                   clash_steps, batch_size) -> None:
+    """ValueError in one line for an option out of range, before any work is done."""
+    def integer(name, value, low, high=None):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or \
+                (high is not None and value > high):
+            bound = f"in {low}..{high}" if high is not None else f">= {low}"
+            raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
+
+    integer("num_confs", num_confs, 1)
+    integer("seed", seed, 0, MAX_SEED)
+    integer("oversample", oversample, 1)
+    integer("clash_steps", clash_steps, 0)
+    integer("batch_size", batch_size, 1)
+    if local_structures is not None:
+        integer("local_structures", local_structures, 1)
+    if relax not in (None, "mmff", "uff"):
+        raise ValueError(f"relax must be None, 'mmff' or 'uff', got {relax!r}")
+    if prune_rms is not None and not (isinstance(prune_rms, (int, float)) and math.isfinite(prune_rms)
+                                      and prune_rms >= 0):
+        raise ValueError(f"prune_rms must be a finite number >= 0, got {prune_rms!r}")
+
+
 def _finish(mol: Chem.Mol, relax: str | None, prune_rms: float | None, single: bool):
     try:
         if relax is not None:
@@ -218,7 +247,22 @@ def write_conformers(entries, path: str | os.PathLike, num_confs: int, *,
     conformer: the title is the molecule's name, the properties its conformer index and,
     when relaxed, its energy in kcal/mol.  One molecule per call of generate_conformers
     (with **options), so that a failure is its own: on_error(name, exc) hears of it and the
-    others are still written.  Returns (molecules that failed, conformers written)."""
+    others are still written.  Returns (molecules that failed, conformers written).  The file
+    appears only when all is done: an error that stops the run (a bad option) leaves none."""
+    generate_conformers([], num_confs, **options)  # checks every option before any work
+    part = f"{path}.part"
+    try:
+        failed, written = _write_sdf(entries, part, num_confs, on_error=on_error,
+                                     progress=progress, **options)
+    except BaseException:
+        Path(part).unlink(missing_ok=True)
+        raise
+    os.replace(part, path)
+    return failed, written
+
+
+def _write_sdf(entries, path: str, num_confs: int, *, on_error, progress: bool,
+               **options) -> tuple[int, int]:
     failed = written = 0
     with open(path, "w") as handle, Chem.SDWriter(handle) as writer:
         for name, mol in tqdm(entries, desc="conformers", unit="mol", disable=not progress):

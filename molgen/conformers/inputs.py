@@ -51,6 +51,8 @@ def to_molecule(x: str | Chem.Mol, *, max_atoms: int | None = None,
             Chem.AssignStereochemistryFrom3D(mol, confId=conformer.GetId())
         mol.RemoveAllConformers()
         name = name or name_of(mol)
+    elif x is None:
+        raise ConformerInputError("no molecule (None: RDKit could not parse an input?)")
     else:
         raise TypeError(f"expected a SMILES string or an RDKit Mol, got {type(x).__name__}")
 
