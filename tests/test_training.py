@@ -199,6 +199,15 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, caps
     assert ckpt["step"] == 2 and all(bool(v.isfinite().all()) for v in ckpt["model"].values())
 
 
+def test_resume_refuses_changed_training_settings(tmp_path):
+    args = [*SMALL, f"out_dir={tmp_path}", "checkpoint_every=2"]
+    train(load_config([*args, "steps=2"]))
+    with pytest.raises(ConfigError, match=r"optim.lr: 0.001 → 0.05"):
+        train(load_config([*args, "steps=4", "optim.lr=0.05"]))
+    train(load_config([*args, "steps=4", "sampler.steps=5", "eval_samples=8"]))  # may change
+    assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 4
+
+
 def test_killed_run_resumes_exactly(tmp_path):
     """Uninterrupted 40 steps == 40 steps SIGKILLed at step 27 (checkpoint at 20) and resumed."""
     check_killed_run_resumes_exactly(tmp_path, SMALL, steps=40, every=10, kill=27)

@@ -215,7 +215,14 @@ class Trainer:
         self.saved_step = self.step
 
     def _restore(self, ckpt: dict) -> None:
-        """Continue from a checkpoint; a rank beyond the saved ones reuses a saved RNG state."""
+        """Continue from a checkpoint; a rank beyond the saved ones reuses a saved RNG state.
+        A setting that shapes the training (RESUMABLE lists the others) must not change: a
+        resumed run with another learning rate would silently keep the saved one."""
+        changed = _changed_settings(ckpt["config"], dataclasses.asdict(self.cfg))
+        if changed:
+            raise ConfigError(f"{self.out / CHECKPOINT} was trained with other settings "
+                              f"({'; '.join(changed)}); use another out_dir, or resume=false "
+                              "to start afresh")
         try:
             self.model.load_state_dict(ckpt["model"])
         except RuntimeError:
@@ -258,3 +265,22 @@ def train(cfg: TrainConfig) -> dict:
             dist.destroy_process_group()
 
 
+RESUMABLE = {"steps", "checkpoint_every", "eval_samples", "preview_samples", "progress", "device",
+             "out_dir", "resume", "sampler"}
+"""Top-level settings a resumed run may change: how long it runs, what it writes, where it
+runs, and how its model samples."""
+
+
+def _changed_settings(saved: dict, asked: dict, prefix: str = "") -> list[str]:
+    """'key: saved → asked' for each training setting that differs between two configs (keys
+    a checkpoint predates took their defaults then)."""
+    out = []
+    for key in sorted(saved):
+        if not prefix and key in RESUMABLE:
+            continue
+        a, b = saved.get(key), asked.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed_settings(a, b, f"{prefix}{key}.")
+        elif a != b and not (isinstance(a, (int, float)) and isinstance(b, (int, float)) and float(a) == float(b)):
+            out.append(f"{prefix}{key}: {a} → {b}")
+    return out
