@@ -411,6 +411,9 @@ def main(argv=None):
     p.add_argument("--include", type=Path, nargs="+", default=[], metavar="FILE",
                    help="per-complex files of other runs (e.g. a Vina run going on beside this "
                         "one) whose results are read in too; implies --merge")
+    p.add_argument("--report", action="store_true",
+                   help="run nothing: summarise the kept results on the complexes that every "
+                        "listed method has done (implies --merge)")
     p.add_argument("--data", type=Path, default=None, help="data root (default $MOLGEN_DATA)")
     p.add_argument("--checkpoint", default=None,
                    help="docking model of the molgen methods (default: the shipped model)")
@@ -419,7 +422,7 @@ def main(argv=None):
     RDLogger.DisableLog("rdApp.*")
     _MODEL["path"] = args.checkpoint
     complexes_path = args.out.with_name(args.out.stem + "_complexes.json")
-    records = load_records(complexes_path) if args.merge or args.include else {}
+    records = load_records(complexes_path) if args.merge or args.include or args.report else {}
     for other in args.include:
         records.update({k: v for k, v in load_records(other).items() if k not in records})
     t_start, load_start = time.perf_counter(), os.getloadavg()
@@ -430,8 +433,11 @@ def main(argv=None):
         if args.names:
             items = [c for c in items if c.name in args.names]
         selected[set_] = [items[i] for i in subset(len(items), args.limit, args.seed)]
+        if args.report:
+            selected[set_] = [c for c in selected[set_]
+                              if all(f"{set_}/{c.name}/{m}" in records for m in args.methods)]
     todo = [(c, m) for cs in selected.values() for c in cs for m in args.methods
-            if f"{c.set}/{c.name}/{m}" not in records]
+            if f"{c.set}/{c.name}/{m}" not in records and not args.report]
     print(f"{sum(map(len, selected.values()))} complexes × {len(args.methods)} methods; "
           f"{len(todo)} to run, {len(records)} results kept", flush=True)
     receptor, receptor_of = None, None
@@ -466,7 +472,8 @@ def main(argv=None):
         description="Redocking: top-1/top-5/oracle RMSD success (< 2 Å), PoseBusters validity "
                     "and CPU cost per set and method (benchmarks/docking.py)",
         settings=dict(sets=args.sets, methods=args.methods, limit=args.limit, names=args.names,
-                      seed=args.seed, threads=1, checkpoint=args.checkpoint, success_rmsd=SUCCESS, overlap=list(OVERLAP),
+                      seed=args.seed, threads=1, checkpoint=args.checkpoint,
+                      report_only=args.report, complexes_per_set={s: len(cs) for s, cs in selected.items()}, success_rmsd=SUCCESS, overlap=list(OVERLAP),
                       box="ligand_box: crystal heavy-atom centroid, extent + 10 Å",
                       start="ETKDGv3 (molgen.conformers.api.embed) + MMFF94 of the crystal ligand",
                       complexes_file=str(complexes_path)),
