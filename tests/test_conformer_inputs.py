@@ -205,3 +205,9 @@ def test_a_none_in_a_list_is_a_none_in_the_result():
     with pytest.warns(UserWarning, match="no molecule"):
         out = generate_conformers(["CCO", None], num_confs=2)
     assert out[0].GetNumConformers() == 2 and out[1] is None
+
+
+@pytest.mark.parametrize("smiles", ["c1ccccc1.c1ccccc1", "CCN(CC)CC.Cl"])
+def test_disconnected_fragments_are_refused(smiles):
+    with pytest.raises(ConformerInputError, match="2 disconnected fragments"):
+        to_molecule(smiles)

@@ -62,6 +62,10 @@ def to_molecule(x: str | Chem.Mol, *, max_atoms: int | None = None,
     if unsupported:
         raise ConformerInputError(f"unsupported element(s) {', '.join(unsupported)} in "
                                   f"{name!r}: the model knows {', '.join(ELEMENTS)}")
+    fragments = len(Chem.GetMolFrags(mol))
+    if fragments > 1:  # their relative placement is arbitrary: atoms of two would overlap
+        raise ConformerInputError(f"{name!r} has {fragments} disconnected fragments: give one "
+                                  "molecule (strip salts and solvents first)")
     atoms = mol.GetNumAtoms()
     mol = Chem.AddHs(mol)
     if isinstance(x, Chem.Mol) and mol.GetNumAtoms() > atoms:  # a drawn SMILES implies its H
