@@ -293,7 +293,7 @@ def _conformers(args) -> int:
     from tqdm.auto import tqdm
 
     from .conformers.api import ConformerModel, write_conformers
-    from .conformers.inputs import read_inputs
+    from .conformers.inputs import printable, read_inputs
 
     if args.num_samples < 1:
         raise ValueError(f"-n must be >= 1, got {args.num_samples}")
@@ -309,7 +309,7 @@ def _conformers(args) -> int:
     entries = read_inputs(args.input)
 
     def report(name, exc):
-        tqdm.write(f"molgen: {name}: {_one_line(exc)}", file=sys.stderr)
+        tqdm.write(f"molgen: {printable(name)}: {_one_line(exc)}", file=sys.stderr)
 
     failed, written = write_conformers(
         entries, args.output, args.num_samples, on_error=report, model=ConformerModel.load(args.checkpoint),

@@ -211,3 +211,11 @@ def test_a_none_in_a_list_is_a_none_in_the_result():
 def test_disconnected_fragments_are_refused(smiles):
     with pytest.raises(ConformerInputError, match="2 disconnected fragments"):
         to_molecule(smiles)
+
+
+def test_control_characters_never_reach_output():
+    with pytest.raises(ConformerInputError, match="line break"):
+        to_molecule("CCO\nCCC")
+    mol = Chem.MolFromSmiles("CCO")
+    mol.SetProp("_Name", "\x1b[31methanol")
+    assert to_molecule(mol).GetProp("_Name") == "?[31methanol"

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ..diffusion import SamplerConfig, sample_in_batches
 from .featurize import molecule_graph
-from .inputs import ConformerInputError, name_of, to_molecule
+from .inputs import ConformerInputError, name_of, printable, to_molecule
 from .model import Conformer, ConformerSpace
 from .postprocess import least_clashing, prune, rank_by_energy, relax as relax_conformers
 
@@ -275,7 +275,7 @@ def _write_sdf(entries, path: str, num_confs: int, *, on_error, progress: bool,
                     on_error(name, exc)
                 failed += 1
                 continue
-            mol.SetProp("_Name", name)
+            mol.SetProp("_Name", printable(name))
             for index, conformer in enumerate(mol.GetConformers()):
                 mol.SetIntProp("conformer", index)
                 if conformer.HasProp("energy"):

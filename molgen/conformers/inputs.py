@@ -30,9 +30,13 @@ def to_molecule(x: str | Chem.Mol, *, max_atoms: int | None = None,
 
     A Mol without stereo tags but with a 3-D conformer gets its stereo from that conformer
     first.  The result's `_Name` is `name`, else the Mol's own, else the SMILES; errors name
-    the molecule by it.  `max_atoms` bounds the atom count with hydrogens.
+    the molecule by it, with any control character (a newline in an SDF title) shown as '?',
+    so that it cannot break a line of output.  `max_atoms` bounds the atom count with hydrogens.
     """
     if isinstance(x, str):
+        if not x.isprintable():  # RDKit would read 'CCO\nCCC' as CCO titled 'CCC'
+            raise ConformerInputError(f"invalid SMILES {x!r}: it holds a line break or other "
+                                      "control character")
         name = name or x
         with rdBase.BlockLogs():
             mol = Chem.MolFromSmiles(x)
@@ -73,8 +77,13 @@ def to_molecule(x: str | Chem.Mol, *, max_atoms: int | None = None,
     if max_atoms is not None and mol.GetNumAtoms() > max_atoms:
         raise ConformerInputError(f"{name!r} has {mol.GetNumAtoms()} atoms with hydrogens, "
                                   f"more than the model's limit of {max_atoms}")
-    mol.SetProp("_Name", name)
+    mol.SetProp("_Name", printable(name))
     return mol
+
+
+def printable(text: str) -> str:
+    """text with every control character (newline, escape, ...) replaced by '?'."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def name_of(mol: Chem.Mol) -> str:
