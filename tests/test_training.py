@@ -199,6 +199,18 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, caps
     assert ckpt["step"] == 2 and all(bool(v.isfinite().all()) for v in ckpt["model"].values())
 
 
+@pytest.mark.parametrize("override, message", [
+    ("ema_decay=2", r"ema_decay must be in \[0, 1\], got 2.0"), ("optim.lr=0", "optim.lr must be a finite"),
+    ("optim.lr=inf", "optim.lr must be a finite"), ("optim.grad_clip=-1", "optim.grad_clip"),
+    ("diffusion.min_snr_gamma=-1", "min_snr_gamma"), ("optim.warmup_steps=-5", "warmup_steps"),
+    ("task.hidden=0", "task.hidden must be >= 1"), ("task.layers=-3", "task.layers must be >= 1"),
+    ("out_dir=", "out_dir must not be empty"),
+])
+def test_out_of_range_settings_are_config_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config([override])
+
+
 def test_resume_refuses_changed_training_settings(tmp_path):
     args = [*SMALL, f"out_dir={tmp_path}", "checkpoint_every=2"]
     train(load_config([*args, "steps=2"]))

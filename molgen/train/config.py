@@ -7,6 +7,8 @@ task's own section is the Config dataclass of the task the config names (molgen.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List
@@ -120,6 +122,27 @@ def _validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key} must be >= 1, got {getattr(cfg, key)}")
     if cfg.preview_samples < 0:
         raise ConfigError(f"preview_samples must be >= 0, got {cfg.preview_samples}")
+    opt = cfg.optim
+    finite = math.isfinite
+    for what, value, ok in [
+            ("optim.lr must be a finite number > 0", opt.lr, finite(opt.lr) and opt.lr > 0),
+            ("optim.grad_clip must be a finite number >= 0 (0: no clipping)", opt.grad_clip,
+             finite(opt.grad_clip) and opt.grad_clip >= 0),
+            ("optim.warmup_steps must be >= 0", opt.warmup_steps, opt.warmup_steps >= 0),
+            ("optim.weight_decay must be a finite number >= 0", opt.weight_decay,
+             finite(opt.weight_decay) and opt.weight_decay >= 0),
+            ("optim.betas must be two numbers in [0, 1)", list(opt.betas),
+             len(opt.betas) == 2 and all(0 <= b < 1 for b in opt.betas)),
+            ("ema_decay must be in [0, 1]", cfg.ema_decay, 0 <= cfg.ema_decay <= 1),
+            ("diffusion.min_snr_gamma must be a finite number > 0", diff.min_snr_gamma,
+             finite(diff.min_snr_gamma) and diff.min_snr_gamma > 0),
+            ("out_dir must not be empty", cfg.out_dir, bool(str(cfg.out_dir).strip()))]:
+        if not ok:
+            raise ConfigError(f"{what}, got {value!r}")
+    for key in ("hidden", "layers"):  # the width and depth every network task has
+        value = getattr(cfg.task, key, None)
+        if isinstance(value, int) and value < 1:
+            raise ConfigError(f"task.{key} must be >= 1, got {value}")
     try:
         schedule = build_schedule(diff)
     except (ValueError, TypeError) as exc:
