@@ -438,6 +438,8 @@ def main(argv=None):
                               if all(f"{set_}/{c.name}/{m}" in records for m in args.methods)]
     todo = [(c, m) for cs in selected.values() for c in cs for m in args.methods
             if f"{c.set}/{c.name}/{m}" not in records and not args.report]
+    if args.report:  # the results read in, as one file
+        save_records(complexes_path, records)
     print(f"{sum(map(len, selected.values()))} complexes × {len(args.methods)} methods; "
           f"{len(todo)} to run, {len(records)} results kept", flush=True)
     receptor, receptor_of = None, None
