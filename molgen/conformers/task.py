@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from omegaconf import MISSING
 
-from ..diffusion import SamplerConfig, graph_denoiser
-from ..train.task import Batch
+from ..diffusion import SamplerConfig
+from ..train.task import Batch, GraphTask
 
 if TYPE_CHECKING:  # RDKit and torch-geometric load on first use: a toy run skips them
     from rdkit import Chem
@@ -44,7 +44,7 @@ class ConformerTaskConfig:
     sample_batch: int = MISSING  # conformers per sampling batch
 
 
-class ConformerTask:
+class ConformerTask(GraphTask):
     """The torsion model (molgen.conformers.model) trained on crystal ligands (see the module
     docstring); `evaluate` samples held-out ligands, or conformers of given molecules."""
 
@@ -119,15 +119,6 @@ class ConformerTask:
         train = self.training_set()
         space = ConformerSpace([train[i] for i in torch.randint(len(train), (n,), generator=generator)])
         return Batch(space.data(), space)
-
-    def denoiser(self, net, schedule, prediction: str, space):
-        return graph_denoiser(net, schedule, space, prediction)
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
     def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, *, seed: int,
                  path: str | os.PathLike | None = None, device="cpu", progress: bool = False,

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from omegaconf import MISSING
 
-from ..diffusion import SamplerConfig, drop_condition, graph_denoiser
-from ..train.task import Batch
+from ..diffusion import SamplerConfig, drop_condition
+from ..train.task import Batch, GraphTask
 
 @dataclass
 class DockingTaskConfig:
@@ -42,7 +42,7 @@ class DockingTaskConfig:
     sample_batch: int = MISSING  # poses per sampling batch
 
 
-class DockingTask:
+class DockingTask(GraphTask):
     """Pose diffusion (molgen.docking.pose, molgen.docking.model) on synthetic complexes;
     `evaluate` docks validation complexes and reports RMSD to their crystal poses."""
 
@@ -104,15 +104,6 @@ class DockingTask:
         space = PoseSpace(dockings)
         cond = drop_condition(torch.ones((n, 1)), NULL_CONDITION, self.cfg.cond_drop, generator)
         return Batch(space.state_of(torch.cat(crystal)), space, cond)
-
-    def denoiser(self, net, schedule, prediction: str, space):
-        return graph_denoiser(net, schedule, space, prediction)
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
     def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, *, seed: int,
                  path: str | os.PathLike | None = None, device="cpu", progress: bool = False) -> dict:

@@ -15,7 +15,7 @@ from typing import Any, Callable, ClassVar, Protocol
 import torch
 from torch import Tensor, nn
 
-from ..diffusion import Denoiser, SamplerConfig
+from ..diffusion import Denoiser, SamplerConfig, graph_denoiser
 
 TASKS = {
     "toy2d": "molgen.tasks.toy:Toy2dTask",
@@ -82,6 +82,20 @@ class Task(Protocol):
         checkpoint's "task")."""
 
     def load_state_dict(self, state: dict) -> None: ...
+
+
+class GraphTask:
+    """What a task whose batches are graphs and whose sampling needs nothing but the weights
+    shares (the conformer and docking tasks): the core's graph denoiser, no task state."""
+
+    def denoiser(self, net, schedule, prediction: str, space) -> Denoiser:
+        return graph_denoiser(net, schedule, space, prediction)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 def task_class(name: str) -> type[Task]:
