@@ -49,6 +49,8 @@ SHRINK = {  # task name -> overrides that make its network tiny
                    "task.force_field_molecules=0", "task.eval_k=2", "task.sample_batch=8"],
     "backbones": ["task.hidden=8", "task.layers=1", "task.neighbours=4", "task.crop=24",
                   "task.min_length=20", "task.sample_batch=4"],
+    "docking": ["task.hidden=8", "task.layers=1", "task.forces=2", "task.per_chain=1",
+                "task.max_chains=3", "task.etkdg=0", "task.eval_k=2", "task.sample_batch=4"],
     "toy2d": ["task.hidden=8", "task.layers=1"],
 }
 SAMPLES = 4  # `molgen sample -n`: a few images, molecules or held-out ligands
@@ -83,7 +85,7 @@ def skip_unless_data_for(cfg) -> None:
                    if not (default_data_root() / name).exists()]
         if missing:
             pytest.skip(f"crystal ligands not found under MOLGEN_DATA ({', '.join(missing)})")
-    elif task.name == "backbones":
+    elif task.name in ("backbones", "docking"):
         pytest.importorskip("Bio", reason="biopython absent")
         from molgen.data.proteins import PDOWNB
 
