@@ -157,7 +157,7 @@ def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box
     space = PoseSpace([Docking(structures[j % len(structures)], pocket, centre) for j in range(POSES)])
     x = space.noise(torch.empty(len(space.batch), 1), torch.Generator().manual_seed(seed))
     x, _ = minimize(space, x, physics.energy, steps=REFINE_STEPS)
-    positions = list(space.positions(x).detach().split([s.graph.num_atoms for s in structures[:1]] * POSES))
+    positions = list(space.positions(x).detach().split(structures[0].graph.num_atoms))
     ranked = ranked_poses(mol, positions, physics)
     poses = [Chem.Mol(ranked, confId=c.GetId()) for c in ranked.GetConformers()]
     for pose, conf in zip(poses, ranked.GetConformers()):

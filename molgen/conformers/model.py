@@ -75,10 +75,11 @@ class ConformerSpace(GraphSpace):
         self.atom_x = torch.cat([g.atom_x for g in graphs]).to(device)
         self.pairs = torch.cat([g.pairs + o for g, o in zip(graphs, heavy_offsets)], dim=1).to(device)
         self.pair_x = torch.cat([g.pair_x for g in graphs]).to(device)
-        # torsion atoms as rows of the heavy-atom tensor (a, b, c, d are heavy by construction)
-        heavy_row = torch.full((len(self.pos),), -1, dtype=torch.long, device=device)
-        heavy_row[self.heavy] = torch.arange(len(self.heavy), device=device)
-        self.torsion_heavy = heavy_row[self.torsions.atoms]
+        # each atom's row in the heavy-atom tensor (−1: a hydrogen); torsion atoms as such rows
+        # (a, b, c, d are heavy by construction)
+        self.heavy_row = torch.full((len(self.pos),), -1, dtype=torch.long, device=device)
+        self.heavy_row[self.heavy] = torch.arange(len(self.heavy), device=device)
+        self.torsion_heavy = self.heavy_row[self.torsions.atoms]
         # ETKDG's potential of each torsion, rewritten for our dihedral θ = φ − δ:
         # Σ_k A_k cos k(θ + δ) = Σ_k (A_k cos kδ) cos kθ − (A_k sin kδ) sin kθ
         prior_atoms = torch.cat([g.prior_atoms + o for g, o in zip(graphs, offsets[:-1])]).to(device)

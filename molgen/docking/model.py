@@ -193,8 +193,7 @@ class DockingNet(nn.Module):
         the K pocket forces' torques about the rotatable bond (reflection-odd, like θ)."""
         lig = space.ligands
         out = atom_force.new_zeros((len(lig.torsions.atoms), atom_force.shape[1]))
-        heavy_row = torch.full((len(pos),), -1, dtype=torch.long, device=pos.device)
-        heavy_row[lig.heavy] = torch.arange(len(lig.heavy), device=pos.device)
+        heavy_row = lig.heavy_row
         for rows, atom_rows, local in lig.torsions.moves:
             keep = heavy_row[atom_rows] >= 0
             atoms, torsion = atom_rows[keep], rows[local[keep]]
