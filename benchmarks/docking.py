@@ -140,13 +140,13 @@ def molgen_method(*, guidance: float | None = None, refine: bool = True, n: int 
 
 def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box, seed: int):
     """POSES random placements (the pose prior: a uniform rotation, random torsions, the
-    centroid near the box centre) refined and ranked exactly as molgen's poses are."""
+    centroid near the box centre) searched from and ranked exactly as molgen's poses are."""
     import torch
 
-    from molgen.docking.api import POSES_PER_LOCAL_STRUCTURE, REFINE_STEPS, ranked_poses
+    from molgen.docking.api import POSES_PER_LOCAL_STRUCTURE, ranked_poses
     from molgen.docking.data import local_structures, pocket_of
     from molgen.docking.pose import Docking, PoseSpace
-    from molgen.docking.refine import Physics, minimize
+    from molgen.docking.refine import Physics, SearchConfig, search
 
     start = time.process_time()
     mol = Chem.Mol(start_mol)
@@ -155,8 +155,9 @@ def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box
     centre = torch.as_tensor(box[0], dtype=torch.float32)
     pocket = pocket_of(receptor, box[0])
     space = PoseSpace([Docking(structures[j % len(structures)], pocket, centre) for j in range(POSES)])
-    x = space.noise(torch.empty(len(space.batch), 1), torch.Generator().manual_seed(seed))
-    x, _ = minimize(space, x, physics.energy, steps=REFINE_STEPS)
+    generator = torch.Generator().manual_seed(seed)
+    x = space.noise(torch.empty(len(space.batch), 1), generator)
+    x, _ = search(space, x, physics, SearchConfig(), generator)
     positions = list(space.positions(x).detach().split(structures[0].graph.num_atoms))
     ranked = ranked_poses(mol, positions, physics)
     poses = [Chem.Mol(ranked, confId=c.GetId()) for c in ranked.GetConformers()]

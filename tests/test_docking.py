@@ -165,6 +165,45 @@ def test_local_optimisation_lowers_vina_energy_and_keeps_the_local_structure():
     assert torch.allclose((moved[i] - moved[j]).norm(dim=-1), (own.pos[i] - own.pos[j]).norm(dim=-1), atol=1e-4)
 
 
+
+@needs_astex
+def test_mutations_change_one_part_of_each_pose_and_search_beats_local_optimisation():
+    from molgen.docking.complexes import ligand_box
+    from molgen.docking.data import local_structures, pocket_of
+    from molgen.docking.refine import MUTATION_AMPLITUDE, Physics, SearchConfig, mutate, search
+
+    receptor = read_receptor(ASTEX / "1OF1_SCT_protein.pdb")
+    crystal = Chem.AddHs(next(iter(Chem.SDMolSupplier(str(ASTEX / "1OF1_SCT_ligand.sdf")))), addCoords=True)
+    centre, size = ligand_box(crystal)
+    structure = local_structures(crystal, 1, 0)[0]
+    space = PoseSpace([Docking(structure, pocket_of(receptor, centre),
+                               torch.tensor(centre, dtype=torch.float32))] * 16)
+    g = torch.Generator().manual_seed(0)
+    x = space.noise(torch.empty(len(space.batch), 1), g)
+    y = mutate(space, x, g)
+    (t0, r0, s0), (t1, r1, s1) = space.parts(x), space.parts(y)
+    before, after = space.positions(x).view(16, -1, 3), space.positions(y).view(16, -1, 3)
+    torsions = len(s0) // 16
+    for b in range(16):
+        moved = not torch.equal(t0[b], t1[b])
+        turned = not torch.equal(r0[b], r1[b])
+        twisted = int((s0[b * torsions:(b + 1) * torsions] != s1[b * torsions:(b + 1) * torsions]).any(1).sum())
+        assert moved + turned + twisted == 1
+        shift = (after[b] - before[b]).mean(0).norm()
+        if moved:
+            assert shift <= MUTATION_AMPLITUDE + 1e-4
+            torch.testing.assert_close(after[b] - after[b].mean(0), before[b] - before[b].mean(0))
+        if turned:  # about the heavy-atom centroid, as a proper rotation
+            heavy = structure.graph.heavy
+            torch.testing.assert_close(after[b][heavy].mean(0), before[b][heavy].mean(0), atol=1e-4, rtol=0)
+            def distances(p):
+                return (p[:, None] - p[None]).norm(dim=-1)
+            torch.testing.assert_close(distances(after[b]), distances(before[b]), atol=1e-4, rtol=0)
+    physics = Physics.of(receptor, crystal, centre, size)
+    _, local = search(space, x, physics, SearchConfig(rounds=0), torch.Generator().manual_seed(1))
+    _, searched = search(space, x, physics, SearchConfig(rounds=10), torch.Generator().manual_seed(1))
+    assert searched.min() < local.min() and searched.median() < local.median()
+
 @needs_astex
 def test_the_shipped_model_docks_and_ranks_by_vina_score():
     from molgen.docking import dock

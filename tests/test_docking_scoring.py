@@ -111,6 +111,31 @@ def test_batches_match_single_poses_and_padding_is_ignored():
     assert torch.allclose(sf.score(poses, lig), batch / (1 + S.ROTOR_WEIGHT * lig.rotors))
 
 
+
+def test_grid_maps_are_exact_at_grid_points_and_converge_between_them():
+    mol = _ligand("CC(=O)Nc1ccc(OCC(O)CN)cc1Cl")
+    lig = S.VinaLigand.from_mol(mol)
+    pos = lig.positions(mol).double()
+    sf = _pocket(pos, seed=3)
+    centre, size = pos.mean(0).numpy(), np.full(3, 12.0)
+    coarse = S.VinaGrid.of(sf, lig.types, centre, size)
+    # one atom of each type on a grid point: the map holds the exact energy (up to the table)
+    point = coarse.origin + S.GRID_SPACING * torch.tensor([7.0, 11.0, 5.0], dtype=torch.float64)
+    for t in lig.types.unique():
+        exact, grid = sf.inter(point[None], t[None]), coarse.inter(point[None], t[None])
+        assert grid.item() == pytest.approx(exact.item(), abs=1e-3)
+    # between points, trilinear interpolation: its error shrinks with the spacing
+    g = torch.Generator().manual_seed(0)
+    poses = pos + 0.5 * torch.randn(8, *pos.shape, generator=g, dtype=torch.float64)
+    exact = sf.inter(poses, lig.types)
+    errors = [(S.VinaGrid.of(sf, lig.types, centre, size, spacing).inter(poses, lig.types) - exact).abs().max()
+              for spacing in (S.GRID_SPACING, S.GRID_SPACING / 3)]
+    assert errors[1] < errors[0] / 4  # second order: 1/9 in theory
+    # and gradients flow through the interpolation
+    poses.requires_grad_()
+    coarse.inter(poses, lig.types).sum().backward()
+    assert torch.isfinite(poses.grad).all() and poses.grad.abs().sum() > 0
+
 @pytest.mark.parametrize("smiles, types", [
     ("CCO", "C_H C_P O_DA"),
     ("c1ccncc1", "C_H C_H C_P N_A C_P C_H"),           # pyridine N: acceptor

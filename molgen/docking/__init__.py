@@ -1,6 +1,6 @@
 """Docking: ligand poses in a protein pocket (`dock`; the shell's `molgen dock`) from a pose
 diffusion model (molgen.docking.pose, .model; `molgen train experiment=docking`), finished by
-local optimisation on a torch version of AutoDock Vina's scoring function (.scoring, .refine);
+a Monte-Carlo search on a torch version of AutoDock Vina's scoring function (.scoring, .refine);
 Vina itself side by side (.vina) and the evaluation sets (.complexes) for the benchmark.
 
 The names below load on first use: importing the package (for its training task) should not

@@ -6,7 +6,9 @@ How a ligand is docked (see molgen.docking.pose and molgen.docking.model):
 2. ETKDGv3 embeds a few local structures of the ligand (rings, bond lengths, stereo), each
    shared by POSES_PER_LOCAL_STRUCTURE poses;
 3. the pose model samples every pose's translation, rotation and torsions with a core sampler
-   (classifier-free guidance over the pocket when `guidance` > 0), all poses batched together.
+   (classifier-free guidance over the pocket when `guidance` > 0), all poses batched together;
+4. unless raw poses are asked for, each sampled pose starts a Monte-Carlo chain on Vina's
+   scoring function (molgen.docking.refine.search), and the chains' best poses are ranked by it.
 """
 from __future__ import annotations
 
@@ -27,11 +29,9 @@ from .data import local_structures, pocket_of
 from .model import NULL_CONDITION
 from .pose import Docking, Pocket, PoseSpace
 from .receptor import DockingInputError, Receptor, read_receptor
-from .refine import Physics, minimize
+from .refine import Physics, SearchConfig, search
 
 POSES_PER_LOCAL_STRUCTURE = 4
-REFINE_STEPS = 100
-"""Adam steps of the local optimisation on Vina's function that finishes every pose."""
 
 class DockingModel(ConformerModel):
     """A trained pose model: how to denoise a batch, how it samples by default, and the
@@ -41,18 +41,20 @@ class DockingModel(ConformerModel):
 
 
 def sample_poses(dockings: list[Docking], denoiser_for, sampler: SamplerConfig, *, seed: int,
-                 batch_size: int = 64, physics: Physics | None = None, refine_steps: int = 0,
-                 device="cpu", progress: bool = False) -> list[torch.Tensor]:
+                 batch_size: int = 64, physics: Physics | None = None,
+                 refine: SearchConfig | None = None, device="cpu", progress: bool = False) -> list[torch.Tensor]:
     """The positions [num_atoms, 3] of one sampled pose per docking, in batches of batch_size
     (the pocket is the condition; the sampler's guidance_scale weighs it); with physics and
-    refine_steps > 0, each pose then locally optimised on Vina's function (`minimize`)."""
+    refine, each pose then the start of a Monte-Carlo search on Vina's function (`search`)."""
+    generator = torch.Generator().manual_seed(seed)
+
     def layout(chunk):
         space = PoseSpace(chunk, device)
         return space, (len(space.batch), 1)
 
     def readout(space: PoseSpace, x: torch.Tensor):
-        if physics is not None and refine_steps:
-            x, _ = minimize(space, x, physics.energy, steps=refine_steps)
+        if physics is not None and refine is not None:
+            x, _ = search(space, x, physics, refine, generator)
         sizes = [d.ligand.graph.num_atoms for d in space.dockings]
         return list(space.positions(x).detach().cpu().split(sizes))
 
@@ -64,11 +66,11 @@ def sample_poses(dockings: list[Docking], denoiser_for, sampler: SamplerConfig, 
 
 def dock_prepared(ligand: Chem.Mol, pocket: Pocket, centre, *, model: DockingModel, n: int,
                   seed: int, guidance: float | None = None, physics: Physics | None = None,
-                  refine_steps: int = REFINE_STEPS, device="cpu", progress: bool = False) -> Chem.Mol:
+                  refine: SearchConfig = SearchConfig(), device="cpu", progress: bool = False) -> Chem.Mol:
     """n poses of a ligand (explicit H) in a pocket around centre [3]: a copy of the ligand
     with one conformer per pose.  Without physics, in sampling order; with it, each pose
-    locally optimised (refine_steps) and ranked by Vina's energy, best first, its Vina score
-    (kcal/mol) the conformer property `vina_score`."""
+    refined by a Monte-Carlo search (refine) and ranked by Vina's energy, best first, its Vina
+    score (kcal/mol) the conformer property `vina_score`."""
     structures = local_structures(ligand, math.ceil(n / POSES_PER_LOCAL_STRUCTURE), seed)
     if not structures:
         raise DockingInputError(f"RDKit could not embed the ligand {ligand.GetProp('_Name')!r}"
@@ -79,7 +81,7 @@ def dock_prepared(ligand: Chem.Mol, pocket: Pocket, centre, *, model: DockingMod
         SamplerConfig.from_dict(model.sampler.to_dict() | {"guidance_scale": float(guidance)})
     with torch.no_grad():
         positions = sample_poses(dockings, model.denoiser_for, sampler, seed=seed, physics=physics,
-                                 refine_steps=refine_steps, device=device, progress=progress)
+                                 refine=refine, device=device, progress=progress)
     return ranked_poses(ligand, positions, physics)
 
 
@@ -115,8 +117,9 @@ def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_c
     box_size (Å, 3 each), or autobox_ligand (a reference ligand: SDF path or Mol) for its
     PoseBusters box.  guidance: the classifier-free guidance weight w over the pocket, in the
     convention where 0 is the plain conditional model (ε = (1 + w) ε(x, pocket) − w ε(x)); default
-    the model's.  refine: finish each pose by local optimisation on Vina's scoring function
-    (molgen.docking.refine) and rank by it; False: the learned model's raw poses, unranked.
+    the model's.  refine: start a Monte-Carlo search on Vina's scoring function from each
+    sampled pose (molgen.docking.refine.search) and rank the results by it; False: the learned
+    model's raw poses, unranked.
     Each pose has the SD properties `molgen_rank` (1 = best), `molgen_box` and, refined,
     `vina_score` (kcal/mol, Vina's function as molgen computes it).
     Bad input raises DockingInputError (or ConformerInputError for the ligand) in one line;

@@ -537,3 +537,73 @@ class VinaScore(torch.nn.Module):
         if intra_ref is not None:
             inter = inter + self.intra(lig_pos, ligand.types, ligand.pairs) - intra_ref
         return inter / (1.0 + ROTOR_WEIGHT * ligand.rotors)
+
+
+GRID_SPACING = 0.375
+"""Å between the points of a grid map (Vina's default)."""
+TABLE_STEP = 0.01
+"""Å between the distances at which the pair energies of the grid maps are tabulated."""
+
+
+class VinaGrid:
+    """Vina's grid maps: for each ligand XS type, the uncapped ligand–receptor energy of one atom
+    of that type at every point of a regular grid over the box, read back by trilinear
+    interpolation — the inter-molecular energy at a cost independent of the receptor's size, as
+    Vina's own search evaluates it (its poses are then scored exactly, as `VinaScore` does).
+
+    maps [K, D, H, W] (z, y, x order, as grid_sample reads them) for the types in `channel`
+    (XS type → map, −1 where none); origin [3]: the grid's lowest corner; spacing (Å)."""
+
+    def __init__(self, maps: Tensor, channel: Tensor, origin: Tensor, spacing: float, cap: float = CAP):
+        self.maps, self.channel, self.origin, self.spacing, self.cap = maps, channel, origin, spacing, cap
+        self.extent = torch.tensor(maps.shape[:0:-1], dtype=maps.dtype) - 1   # points − 1 along x, y, z
+
+    @classmethod
+    def of(cls, score: VinaScore, types: Tensor, centre, size, spacing: float = GRID_SPACING,
+           chunk: int = 8192) -> "VinaGrid":
+        """The maps of the XS types [n] (a ligand's) over the box (centre [3], size [3], Å) of
+        `score`'s receptor."""
+        centre, size = (torch.as_tensor(np.asarray(v, dtype=np.float64)) for v in (centre, size))
+        counts = torch.ceil(size / spacing).long() + 1
+        origin = centre - (counts - 1) * spacing / 2
+        axes = [origin[k] + spacing * torch.arange(int(counts[k]), dtype=torch.float64) for k in range(3)]
+        z, y, x = torch.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+        points = torch.stack([x, y, z], -1).reshape(-1, 3)
+        present = torch.unique(types[types >= 0])
+        channel = torch.full((len(XS_TYPES),), -1, dtype=torch.long)
+        channel[present] = torch.arange(len(present))
+        # each (receptor type, map) pair's energy tabulated against r every TABLE_STEP Å and
+        # read back linearly, as Vina precalculates it: a gather per pair instead of the terms
+        rec_types = torch.unique(score.types, return_inverse=True)
+        r_table = torch.arange(0.0, score.cutoff + 2 * TABLE_STEP, TABLE_STEP, dtype=torch.float64)
+        table = pair_energy(r_table[None, :, None], present[None, None, :],
+                            rec_types[0][:, None, None], score.cutoff).float()   # [A, bins, K]
+        maps = torch.zeros((len(points), len(present)), dtype=torch.float32)
+        rec_pos = score.pos.float()
+        with torch.no_grad():
+            for start in range(0, len(points), chunk):
+                r = torch.cdist(points[start:start + chunk].float(), rec_pos)
+                p, j = torch.nonzero(r < score.cutoff, as_tuple=True)
+                x = r[p, j] / TABLE_STEP
+                k = x.long()
+                f = (x - k)[:, None]
+                a = rec_types[1][j]
+                maps.index_add_(0, p + start, table[a, k] * (1 - f) + table[a, k + 1] * f)
+        maps = maps.double().T
+        return cls(maps.reshape(len(present), *z.shape), channel, origin, spacing, score.cap)
+
+    def inter_atoms(self, lig_pos: Tensor, lig_types: Tensor) -> Tensor:
+        """Each ligand atom's energy with the receptor [B, n] (or [n]), interpolated and capped
+        as `VinaScore.inter_atoms`; atoms outside the grid take the value at its border."""
+        pos, types, single = _batch(lig_pos, lig_types)
+        grid = (pos - self.origin.to(pos)) / (self.spacing * self.extent.to(pos)) * 2 - 1
+        values = torch.nn.functional.grid_sample(
+            self.maps.to(pos)[None], grid.reshape(1, -1, 1, 1, 3), mode="bilinear",
+            padding_mode="border", align_corners=True)[0, :, :, 0, 0]          # [K, B·n]
+        atoms = values.gather(0, self.channel.to(pos.device)[types.clamp_min(0)].reshape(1, -1))
+        atoms = _curl(atoms.reshape(types.shape) * (types >= 0), self.cap)
+        return atoms[0] if single else atoms
+
+    def inter(self, lig_pos: Tensor, lig_types: Tensor) -> Tensor:
+        """Ligand–receptor energy [B] (or a scalar), kcal/mol, from the maps."""
+        return self.inter_atoms(lig_pos, lig_types).sum(-1)
