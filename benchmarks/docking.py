@@ -35,14 +35,18 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
   vina1, vina8, vina32   AutoDock Vina 1.2 (molgen.docking.vina), exhaustiveness 1 / 8 / 32,
                          9 poses, one CPU thread; meeko preparation
   molgen                 `dock`: 40 poses sampled by the pose model (--checkpoint, default the
-                         shipped one), each locally optimised on molgen's torch version of
-                         Vina's function and ranked by it
+                         shipped one), each the start of a Monte-Carlo chain on molgen's torch
+                         version of Vina's function (molgen.docking.refine.search, 20 rounds),
+                         ranked by it
+  molgen_local           the same with 0 rounds: each sampled pose only locally optimised
+  molgen_etkdg           molgen with the ligand's ETKDG local structures not minimised with
+                         MMFF94 (api.LOCAL_STRUCTURE_FORCEFIELD = None)
   molgen_raw             the learned model alone: 40 raw poses in sampling order (top-1 is
                          the first sample: the model has no confidence head)
   molgen_w<w>            molgen with classifier-free guidance weight w over the pocket (0: the
                          plain conditional model), for the sweep w = 0, 0.5, 1, 2, 4
-  random_opt             the floor: 40 random placements from the pose prior, refined and
-                         ranked as molgen's are
+  random_opt             the floor: 40 random placements from the pose prior, searched from
+                         and ranked as molgen's are
 
     python benchmarks/docking.py --sets astex --limit 5 --methods vina8
     OMP_NUM_THREADS=1 python benchmarks/docking.py --sets astex casf2016 --methods vina8 --merge
@@ -123,18 +127,29 @@ def docking_model():
     return _MODEL["model"]
 
 
-def molgen_method(*, guidance: float | None = None, refine: bool = True, n: int = POSES):
+def molgen_method(*, guidance: float | None = None, refine: bool = True, rounds: int | None = None,
+                  relaxed: bool = True, n: int = POSES):
     def run(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box, seed: int):
-        from molgen.docking.api import dock
+        from molgen.docking import api
+        from molgen.docking.refine import SearchConfig
 
+        search = refine and (SearchConfig() if rounds is None else SearchConfig(rounds=rounds))
+        forcefield = api.LOCAL_STRUCTURE_FORCEFIELD
+        if not relaxed:  # the ablation: local structures as ETKDG embeds them
+            api.LOCAL_STRUCTURE_FORCEFIELD = None
         start = time.process_time()
-        with warnings.catch_warnings():  # dropped hetero groups are in the record already
-            warnings.simplefilter("ignore")
-            poses = dock(receptor, start_mol, box_center=box[0], box_size=box[1], n=n, seed=seed,
-                         guidance=guidance, refine=refine, model=docking_model())
+        try:
+            with warnings.catch_warnings():  # dropped hetero groups are in the record already
+                warnings.simplefilter("ignore")
+                poses = api.dock(receptor, start_mol, box_center=box[0], box_size=box[1], n=n,
+                                 seed=seed, guidance=guidance, refine=search, model=docking_model())
+        finally:
+            api.LOCAL_STRUCTURE_FORCEFIELD = forcefield
         return poses, time.process_time() - start
     run.__doc__ = (f"molgen, {n} poses, guidance {'default' if guidance is None else guidance}, "
-                   f"{'refined and ranked on Vina' if refine else 'raw (sampling order)'}")
+                   + ("raw (sampling order)" if not refine else
+                      f"Monte-Carlo search on Vina ({'default' if rounds is None else rounds} rounds), ranked")
+                   + ("" if relaxed else ", ETKDG local structures not minimised"))
     return run
 
 
@@ -143,7 +158,7 @@ def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box
     centroid near the box centre) searched from and ranked exactly as molgen's poses are."""
     import torch
 
-    from molgen.docking.api import POSES_PER_LOCAL_STRUCTURE, ranked_poses
+    from molgen.docking.api import LOCAL_STRUCTURE_FORCEFIELD, POSES_PER_LOCAL_STRUCTURE, ranked_poses
     from molgen.docking.data import local_structures, pocket_of
     from molgen.docking.pose import Docking, PoseSpace
     from molgen.docking.refine import Physics, SearchConfig, search
@@ -151,13 +166,14 @@ def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box
     start = time.process_time()
     mol = Chem.Mol(start_mol)
     physics = Physics.of(receptor, mol, *box)
-    structures = local_structures(mol, math.ceil(POSES / POSES_PER_LOCAL_STRUCTURE), seed)
+    structures = local_structures(mol, math.ceil(POSES / POSES_PER_LOCAL_STRUCTURE), seed,
+                                  forcefield=LOCAL_STRUCTURE_FORCEFIELD)
     centre = torch.as_tensor(box[0], dtype=torch.float32)
     pocket = pocket_of(receptor, box[0])
     space = PoseSpace([Docking(structures[j % len(structures)], pocket, centre) for j in range(POSES)])
     generator = torch.Generator().manual_seed(seed)
     x = space.noise(torch.empty(len(space.batch), 1), generator)
-    x, _ = search(space, x, physics, SearchConfig(), generator)
+    x, _ = search(space, x, physics, config=SearchConfig(), generator=generator)
     positions = list(space.positions(x).detach().split(structures[0].graph.num_atoms))
     ranked = ranked_poses(mol, positions, physics)
     poses = [Chem.Mol(ranked, confId=c.GetId()) for c in ranked.GetConformers()]
@@ -169,6 +185,7 @@ def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box
 GUIDANCE_SWEEP = (0.0, 0.5, 1.0, 2.0, 4.0)
 METHODS = {"vina1": vina_method(1), "vina8": vina_method(8), "vina32": vina_method(32),
            "molgen": molgen_method(), "molgen_raw": molgen_method(refine=False),
+           "molgen_local": molgen_method(rounds=0), "molgen_etkdg": molgen_method(relaxed=False),
            "random_opt": random_floor,
            **{f"molgen_w{w:g}": molgen_method(guidance=w) for w in GUIDANCE_SWEEP}}
 """name -> function(complex, receptor, start_mol, box, seed) -> (ranked poses, cpu seconds);

@@ -117,7 +117,7 @@ def test_tiny_model_trains_and_docks_an_astex_complex_through_the_cli(tmp_path, 
     protein, crystal = ASTEX / "1OF1_SCT_protein.pdb", ASTEX / "1OF1_SCT_ligand.sdf"
     out, ckpt = tmp_path / "poses.sdf", str(run / "checkpoint.pt")
     assert main(["dock", "--protein", str(protein), "--ligand", str(crystal), "--autobox-ligand",
-                 str(crystal), "-n", "5", "--checkpoint", ckpt, "-o", str(out)]) == 0
+                 str(crystal), "-n", "5", "--rounds", "2", "--checkpoint", ckpt, "-o", str(out)]) == 0
     captured = capsys.readouterr()
     assert "5 poses" in captured.out and "hydrogens: " in captured.err  # the Astex SDF has none
     poses = [m for m in Chem.SDMolSupplier(str(out), removeHs=False)]
@@ -133,7 +133,9 @@ def test_tiny_model_trains_and_docks_an_astex_complex_through_the_cli(tmp_path, 
            (["--ligand", "CCO", "--box-center", "0", "nan", "0", "--box-size", "8", "8", "8"], "finite"),
            (["--ligand", "C1CC(", "--autobox-ligand", str(crystal)], "invalid SMILES"),
            (["--ligand", "CCO"], "no box"),
-           (["--ligand", "CCO", "--autobox-ligand", str(crystal), "-n", "0"], "n must be a positive")]
+           (["--ligand", "CCO", "--autobox-ligand", str(crystal), "-n", "0"], "n must be a positive"),
+           (["--ligand", "CCO", "--autobox-ligand", str(crystal), "--rounds", "-1"], "rounds must be"),
+           (["--ligand", "CCO", "--autobox-ligand", str(crystal), "--rounds", "2", "--raw"], "exclude")]
     for args, message in bad:
         target = tmp_path / "bad.sdf"
         code = main(["dock", "--protein", str(protein), *args, "--checkpoint", ckpt, "-o", str(target)])
@@ -200,8 +202,8 @@ def test_mutations_change_one_part_of_each_pose_and_search_beats_local_optimisat
                 return (p[:, None] - p[None]).norm(dim=-1)
             torch.testing.assert_close(distances(after[b]), distances(before[b]), atol=1e-4, rtol=0)
     physics = Physics.of(receptor, crystal, centre, size)
-    _, local = search(space, x, physics, SearchConfig(rounds=0), torch.Generator().manual_seed(1))
-    _, searched = search(space, x, physics, SearchConfig(rounds=10), torch.Generator().manual_seed(1))
+    _, local = search(space, x, physics, config=SearchConfig(rounds=0), generator=torch.Generator().manual_seed(1))
+    _, searched = search(space, x, physics, config=SearchConfig(rounds=10), generator=torch.Generator().manual_seed(1))
     assert searched.min() < local.min() and searched.median() < local.median()
 
 @needs_astex
@@ -214,3 +216,29 @@ def test_the_shipped_model_docks_and_ranks_by_vina_score():
     scores = [p.GetDoubleProp("vina_score") for p in poses]
     assert len(poses) == 4 and scores == sorted(scores) and np.isfinite(scores).all()
     assert [p.GetIntProp("molgen_rank") for p in poses] == [1, 2, 3, 4]
+
+
+def test_minimised_local_structures_lower_the_force_field_energy_and_keep_the_molecule():
+    from molgen.docking.data import local_structures
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("C[C@H]1CC[C@@H](C(=O)N2CCOCC2)CC1"))  # rings, stereo
+    props = AllChem.MMFFGetMoleculeProperties(mol)
+
+    def energies(structures):
+        out = []
+        for s in structures:
+            conf = Chem.Conformer(mol.GetNumAtoms())
+            for i, p in enumerate(s.pos.double().tolist()):
+                conf.SetAtomPosition(i, p)
+            m = Chem.Mol(mol)
+            m.RemoveAllConformers()
+            m.AddConformer(conf, assignId=True)
+            Chem.AssignStereochemistryFrom3D(m)
+            assert Chem.MolToSmiles(m) == Chem.MolToSmiles(mol)  # stereo kept
+            out.append(AllChem.MMFFGetMoleculeForceField(m, props).CalcEnergy())
+        return np.array(out)
+
+    raw, relaxed = (local_structures(mol, 3, 0, forcefield=f) for f in (None, "mmff"))
+    assert len(raw) == len(relaxed) == 3 and np.all(energies(relaxed) < energies(raw) - 1.0)
+    # UFF where MMFF has no parameters; the graph and the atom order are the input's
+    assert local_structures(mol, 1, 0, forcefield="uff")[0].graph.num_atoms == mol.GetNumAtoms()

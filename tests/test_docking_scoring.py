@@ -118,7 +118,7 @@ def test_grid_maps_are_exact_at_grid_points_and_converge_between_them():
     pos = lig.positions(mol).double()
     sf = _pocket(pos, seed=3)
     centre, size = pos.mean(0).numpy(), np.full(3, 12.0)
-    coarse = S.VinaGrid.of(sf, lig.types, centre, size)
+    coarse = S.VinaGrid.of(sf, lig.types, centre=centre, size=size)
     # one atom of each type on a grid point: the map holds the exact energy (up to the table)
     point = coarse.origin + S.GRID_SPACING * torch.tensor([7.0, 11.0, 5.0], dtype=torch.float64)
     for t in lig.types.unique():
@@ -128,7 +128,7 @@ def test_grid_maps_are_exact_at_grid_points_and_converge_between_them():
     g = torch.Generator().manual_seed(0)
     poses = pos + 0.5 * torch.randn(8, *pos.shape, generator=g, dtype=torch.float64)
     exact = sf.inter(poses, lig.types)
-    errors = [(S.VinaGrid.of(sf, lig.types, centre, size, spacing).inter(poses, lig.types) - exact).abs().max()
+    errors = [(S.VinaGrid.of(sf, lig.types, centre=centre, size=size, spacing=spacing).inter(poses, lig.types) - exact).abs().max()
               for spacing in (S.GRID_SPACING, S.GRID_SPACING / 3)]
     assert errors[1] < errors[0] / 4  # second order: 1/9 in theory
     # and gradients flow through the interpolation

@@ -4,7 +4,7 @@ How a ligand is docked (see molgen.docking.pose and molgen.docking.model):
 1. the receptor is read (molgen.docking.receptor) and cut to the pocket around the box centre;
    the ligand keeps the stereo and protonation of its input (hydrogens added if missing);
 2. ETKDGv3 embeds a few local structures of the ligand (rings, bond lengths, stereo), each
-   shared by POSES_PER_LOCAL_STRUCTURE poses;
+   minimised with MMFF94 and shared by POSES_PER_LOCAL_STRUCTURE poses;
 3. the pose model samples every pose's translation, rotation and torsions with a core sampler
    (classifier-free guidance over the pocket when `guidance` > 0), all poses batched together;
 4. unless raw poses are asked for, each sampled pose starts a Monte-Carlo chain on Vina's
@@ -32,6 +32,9 @@ from .receptor import DockingInputError, Receptor, read_receptor
 from .refine import Physics, SearchConfig, search
 
 POSES_PER_LOCAL_STRUCTURE = 4
+LOCAL_STRUCTURE_FORCEFIELD = "mmff"
+"""Force field that minimises each ETKDG local structure of a ligand to be docked (None: as
+embedded); training takes the local structures as ETKDG embeds them."""
 
 class DockingModel(ConformerModel):
     """A trained pose model: how to denoise a batch, how it samples by default, and the
@@ -54,7 +57,7 @@ def sample_poses(dockings: list[Docking], denoiser_for, sampler: SamplerConfig, 
 
     def readout(space: PoseSpace, x: torch.Tensor):
         if physics is not None and refine is not None:
-            x, _ = search(space, x, physics, refine, generator)
+            x, _ = search(space, x, physics, config=refine, generator=generator)
         sizes = [d.ligand.graph.num_atoms for d in space.dockings]
         return list(space.positions(x).detach().cpu().split(sizes))
 
@@ -71,7 +74,8 @@ def dock_prepared(ligand: Chem.Mol, pocket: Pocket, centre, *, model: DockingMod
     with one conformer per pose.  Without physics, in sampling order; with it, each pose
     refined by a Monte-Carlo search (refine) and ranked by Vina's energy, best first, its Vina
     score (kcal/mol) the conformer property `vina_score`."""
-    structures = local_structures(ligand, math.ceil(n / POSES_PER_LOCAL_STRUCTURE), seed)
+    structures = local_structures(ligand, math.ceil(n / POSES_PER_LOCAL_STRUCTURE), seed,
+                                  forcefield=LOCAL_STRUCTURE_FORCEFIELD)
     if not structures:
         raise DockingInputError(f"RDKit could not embed the ligand {ligand.GetProp('_Name')!r}"
                                 if ligand.HasProp("_Name") else "RDKit could not embed the ligand")
@@ -108,7 +112,7 @@ def ranked_poses(ligand: Chem.Mol, positions: list[torch.Tensor], physics: Physi
 
 def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_center=None,
          box_size=None, autobox_ligand: str | os.PathLike | Chem.Mol | None = None, n: int = 40,
-         seed: int = 0, guidance: float | None = None, refine: bool = True,
+         seed: int = 0, guidance: float | None = None, refine: bool | SearchConfig = True,
          model: DockingModel | str | os.PathLike | None = None, progress: bool = False) -> list[Chem.Mol]:
     """Dock a ligand into a protein: n poses as RDKit molecules (explicit H), best first.
 
@@ -118,8 +122,9 @@ def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_c
     PoseBusters box.  guidance: the classifier-free guidance weight w over the pocket, in the
     convention where 0 is the plain conditional model (ε = (1 + w) ε(x, pocket) − w ε(x)); default
     the model's.  refine: start a Monte-Carlo search on Vina's scoring function from each
-    sampled pose (molgen.docking.refine.search) and rank the results by it; False: the learned
-    model's raw poses, unranked.
+    sampled pose (molgen.docking.refine.search; True: the default SearchConfig, or a
+    SearchConfig — rounds=0 is a local optimisation only) and rank the results by it; False:
+    the learned model's raw poses, unranked.
     Each pose has the SD properties `molgen_rank` (1 = best), `molgen_box` and, refined,
     `vina_score` (kcal/mol, Vina's function as molgen computes it).
     Bad input raises DockingInputError (or ConformerInputError for the ligand) in one line;
@@ -144,9 +149,10 @@ def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_c
     if receptor.dropped:
         warnings.warn(f"hetero groups left out of the receptor: "
                       f"{', '.join(f'{k} ×{v}' for k, v in receptor.dropped.items())}", stacklevel=2)
-    physics = Physics.of(receptor, mol, centre, size) if refine else None
+    physics = Physics.of(receptor, mol, centre, size) if refine is not False else None
+    config = refine if isinstance(refine, SearchConfig) else SearchConfig()
     poses = dock_prepared(mol, pocket_of(receptor, centre), centre, model=model, n=n, seed=seed,
-                          guidance=guidance, physics=physics, progress=progress)
+                          guidance=guidance, physics=physics, refine=config, progress=progress)
     out = []
     for rank, cid in enumerate(range(poses.GetNumConformers()), start=1):
         pose = Chem.Mol(poses, confId=cid)

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from rdkit import Chem
+from rdkit.Chem import AllChem
 from torch import Tensor
 
 from ..conformers.api import embed
 from ..conformers.featurize import molecule_graph
 from ..conformers.model import Conformer
+from ..conformers.postprocess import relax
 from ..conformers.torsions import TorsionBatch, dihedrals
 from .model import pocket_features
 from .pose import Pocket, canonical_frame
@@ -30,10 +32,29 @@ def pocket_of(receptor: Receptor, centre: Tensor, radius: float = POCKET_RADIUS)
     return Pocket(torch.as_tensor(near.pos, dtype=torch.float32), pocket_features(near))
 
 
-def local_structures(mol: Chem.Mol, num: int, seed: int) -> list[Conformer]:
-    """Up to `num` ETKDGv3 local structures of mol (explicit H), each in its canonical frame."""
+def local_structures(mol: Chem.Mol, num: int, seed: int, *, forcefield: str | None = None) -> list[Conformer]:
+    """Up to `num` ETKDGv3 local structures of mol (explicit H), each in its canonical frame;
+    with forcefield ("mmff" or "uff"), each minimised with it first (MMFF falls back to UFF
+    for molecules it has no parameters for): ETKDG's bond angles and ring puckers are only
+    approximate, and a docking search keeps them as they are."""
     graph = molecule_graph(mol)
-    return [Conformer(graph, canonical_frame(pos.float(), graph.heavy)) for pos in embed(Chem.Mol(mol), num, seed)]
+    positions = embed(Chem.Mol(mol), num, seed)
+    if forcefield is not None and positions:
+        work = Chem.Mol(mol)  # force-field typing changes aromaticity flags: keep them off mol
+        work.RemoveAllConformers()
+        for pos in positions:
+            conformer = Chem.Conformer(work.GetNumAtoms())
+            for i, p in enumerate(pos.tolist()):
+                conformer.SetAtomPosition(i, p)
+            work.AddConformer(conformer, assignId=True)
+        if forcefield == "mmff" and not AllChem.MMFFHasAllMoleculeParams(work):
+            forcefield = "uff"
+        try:
+            relax(work, forcefield)
+        except ValueError:  # no force field has parameters for it: ETKDG's geometry as it is
+            pass
+        positions = [torch.tensor(c.GetPositions()) for c in work.GetConformers()]
+    return [Conformer(graph, canonical_frame(pos.float(), graph.heavy)) for pos in positions]
 
 
 @dataclass

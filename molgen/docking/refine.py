@@ -99,8 +99,14 @@ class SearchConfig:
     steps: int = 30
     polish_steps: int = 50
 
+    def __post_init__(self):
+        for key in ("rounds", "steps", "polish_steps"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"search {key} must be an integer >= 0, got {value!r}")
 
-def search(space: PoseSpace, x: Tensor, physics: "Physics", config: SearchConfig,
+
+def search(space: PoseSpace, x: Tensor, physics: "Physics", *, config: SearchConfig,
            generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Vina's search, batched: every pose of x [R, 1] is one Monte-Carlo chain, locally
     optimised (`minimize`, config.steps), then config.rounds times mutated (`mutate`),
@@ -171,7 +177,7 @@ class Physics:
         centre, size = (np.asarray(v, dtype=np.float64) for v in (centre, size))
         score, vina_ligand = VinaScore.from_receptor(receptor, centre, size), VinaLigand.from_mol(ligand)
         return cls(score, vina_ligand, ligand.GetNumAtoms(), torch.as_tensor(centre),
-                   torch.as_tensor(size), VinaGrid.of(score, vina_ligand.types, centre, size))
+                   torch.as_tensor(size), VinaGrid.of(score, vina_ligand.types, centre=centre, size=size))
 
     def heavy(self, positions: Tensor) -> Tensor:
         """Heavy-atom positions [B, n, 3] of poses given as all atoms' positions [B·N, 3]."""

@@ -554,12 +554,12 @@ class VinaGrid:
     maps [K, D, H, W] (z, y, x order, as grid_sample reads them) for the types in `channel`
     (XS type → map, −1 where none); origin [3]: the grid's lowest corner; spacing (Å)."""
 
-    def __init__(self, maps: Tensor, channel: Tensor, origin: Tensor, spacing: float, cap: float = CAP):
+    def __init__(self, maps: Tensor, channel: Tensor, origin: Tensor, *, spacing: float, cap: float = CAP):
         self.maps, self.channel, self.origin, self.spacing, self.cap = maps, channel, origin, spacing, cap
         self.extent = torch.tensor(maps.shape[:0:-1], dtype=maps.dtype) - 1   # points − 1 along x, y, z
 
     @classmethod
-    def of(cls, score: VinaScore, types: Tensor, centre, size, spacing: float = GRID_SPACING,
+    def of(cls, score: VinaScore, types: Tensor, *, centre, size, spacing: float = GRID_SPACING,
            chunk: int = 8192) -> "VinaGrid":
         """The maps of the XS types [n] (a ligand's) over the box (centre [3], size [3], Å) of
         `score`'s receptor."""
@@ -590,7 +590,7 @@ class VinaGrid:
                 a = rec_types[1][j]
                 maps.index_add_(0, p + start, table[a, k] * (1 - f) + table[a, k + 1] * f)
         maps = maps.double().T
-        return cls(maps.reshape(len(present), *z.shape), channel, origin, spacing, score.cap)
+        return cls(maps.reshape(len(present), *z.shape), channel, origin, spacing=spacing, cap=score.cap)
 
     def inter_atoms(self, lig_pos: Tensor, lig_types: Tensor) -> Tensor:
         """Each ligand atom's energy with the receptor [B, n] (or [n]), interpolated and capped
