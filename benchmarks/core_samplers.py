@@ -14,8 +14,15 @@ with the NFE counted by a wrapper around the denoiser.  A "noise floor" row give
 numbers for independent true samples (mean over --floor-draws draws): what a perfect sampler
 would score, i.e. where sampling error becomes invisible.
 
+With --grids the time grid is a dimension too: every sampler × grid × NFE, where a grid is
+one of GRIDS ('trailing'; 'logsnr' uniform in log SNR down to t_min = 1e-3; 'karras', ρ = 7
+from σ/α at t = 1 down to σ/α at t_min = 1e-3), with a summary of the best grid per NFE and of
+the published order (DPM-Solver++ 10 NFE vs DDIM 20 vs DDPM 1000).
+
     python benchmarks/core_samplers.py            # defaults: N = 10000, linear schedule, T = 1000
     python benchmarks/core_samplers.py --n 2000 --schedule cosine --out /tmp/cs.json
+    python benchmarks/core_samplers.py --threads 1 --grids trailing logsnr karras \
+        --out benchmarks/results/core_samplers_grids.json
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from pathlib import Path
 import torch
 
 from molgen.diffusion import CountingDenoiser, Denoiser, SamplerConfig, make_schedule, sample
+from molgen.diffusion.samplers import LOWER_ORDER_BELOW
 from molgen.diffusion.schedules import SCHEDULES, SPACINGS
 from molgen.metrics.stats import mmd_rbf, sliced_wasserstein
 from molgen.data.toy import ExactEpsModel, mixture_2d
@@ -47,7 +55,25 @@ SAMPLERS = [
     ("PF-ODE Heun", dict(kind="heun")),
     ("Reverse SDE Euler-Maruyama", dict(kind="sde", options={"corrector_steps": 0})),
     ("DPM-Solver++(2M)", dict(kind="dpmpp_2m")),
+    ("DPM-Solver++(2M) low.ord.final", dict(kind="dpmpp_2m", options={"lower_order_final": True})),
+    ("DPM-Solver++(3M)", dict(kind="dpmpp_3m")),
+    ("DPM-Solver++(3M) low.ord.final", dict(kind="dpmpp_3m", options={"lower_order_final": True})),
+    ("DPM-Solver++(2M) SDE", dict(kind="dpmpp_2m_sde", options={"eta": 1.0})),
 ]
+
+# name -> the SamplerConfig grid fields of --grids
+GRIDS = {
+    "trailing": dict(spacing="trailing"),
+    "leading": dict(spacing="leading"),
+    "linspace": dict(spacing="linspace"),
+    "logsnr_points": dict(spacing="logsnr"),  # the grid points nearest to uniform log SNR
+    "logsnr": dict(spacing="logsnr", t_min=1e-3),
+    "karras": dict(spacing="karras", t_min=1e-3),
+}
+PUBLISHED = [("DPM-Solver++(2M)", 10), ("DPM-Solver++(3M)", 10), ("DDIM eta=0", 20),
+             ("DDPM (posterior var.)", 1000)]
+"""The published order (Lu et al. 2022, CIFAR-10 FID): DPM-Solver++ at 10 NFE (2.91) beats
+DDIM at 20 (6.84) and even DDPM at 1000 (3.17)."""
 
 
 def steps_for(kind: str, nfe: int) -> tuple[int, int]:
@@ -110,10 +136,10 @@ def fmt(v: float, width: int = 10) -> str:
 
 
 def print_table(title: str, key: str, rows: list[dict], nfes, extra: list[dict], floor: dict | None):
-    lw = 28
+    lw = 32
     print(f"\n{title}")
     print("sampler".ljust(lw) + "".join(f"NFE={n}".rjust(12) for n in nfes))
-    for label, _ in SAMPLERS:
+    for label in dict.fromkeys(r["sampler"] for r in rows):
         line = label.ljust(lw)
         for n in nfes:
             r = next((r for r in rows if r["sampler"] == label and r["nominal_nfe"] == n), None)
@@ -131,19 +157,122 @@ def print_table(title: str, key: str, rows: list[dict], nfes, extra: list[dict],
               f" max {fmt(floor[key + '_max'], 0)})")
 
 
-def plot(results: dict, path: Path):
+def _finite(v) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def summarize(rows: list[dict], grids: list[str], nfes) -> dict:
+    """Which grid is best, per sampler and NFE and over all samplers per NFE (by SW and by
+    MMD, means over the seeds), and the rows of the published order."""
+    def best(candidates, key):
+        ok = [r for r in candidates if _finite(r[key])]
+        return min(ok, key=lambda r: r[key]) if ok else None
+
+    per_sampler, per_nfe = {}, {}
+    for n in nfes:
+        at_n = [r for r in rows if r["nominal_nfe"] == n]
+        entry = {}
+        for key in ("sw", "mmd"):
+            b = best(at_n, key)
+            wins = {g: 0 for g in grids}
+            for label in dict.fromkeys(r["sampler"] for r in at_n):
+                w = best([r for r in at_n if r["sampler"] == label], key)
+                if w is not None:
+                    wins[w["grid"]] += 1
+                    per_sampler.setdefault(label, {}).setdefault(str(n), {})[key] = {
+                        "best_grid": w["grid"], **{r["grid"]: r[key] for r in at_n if r["sampler"] == label}}
+            entry[key] = dict(best_sampler=b["sampler"] if b else None, best_grid=b["grid"] if b else None,
+                              value=b[key] if b else None, grid_wins_over_samplers=wins)
+        per_nfe[str(n)] = entry
+    published = {}
+    for label, n in PUBLISHED:
+        cands = [r for r in rows if r["sampler"] == label and r["nominal_nfe"] == n]
+        if cands:
+            published[f"{label} @ {n}"] = {
+                "per_grid": {r["grid"]: dict(sw=r["sw"], mmd=r["mmd"]) for r in cands},
+                "best_sw": min((r["sw"], r["grid"]) for r in cands if _finite(r["sw"])),
+                "best_mmd": min((r["mmd"], r["grid"]) for r in cands if _finite(r["mmd"]))}
+    return dict(per_nfe=per_nfe, per_sampler=per_sampler, published_order=published)
+
+
+def print_summary(summary: dict):
+    print("\nBest grid per NFE (lowest mean SW / MMD over all samplers; grid wins = samplers for which it is best)")
+    for n, entry in summary["per_nfe"].items():
+        for key, e in entry.items():
+            wins = ", ".join(f"{g} {c}" for g, c in e["grid_wins_over_samplers"].items())
+            print(f"  NFE={n:>5s} {key:3s}: {e['best_sampler']} on {e['best_grid']} ({fmt(e['value'], 0)}); wins: {wins}")
+    print("\nPublished order (DPM-Solver++ 10 < DDIM 20 < DDPM 1000 in FID), on the mixture:")
+    for name, e in summary["published_order"].items():
+        per = ", ".join(f"{g} {fmt(v['sw'], 0)}/{fmt(v['mmd'], 0)}" for g, v in e["per_grid"].items())
+        print(f"  {name:34s} best SW {fmt(e['best_sw'][0], 0)} ({e['best_sw'][1]}), "
+              f"best MMD {fmt(e['best_mmd'][0], 0)} ({e['best_mmd'][1]});  SW/MMD per grid: {per}")
+
+
+def plot_grids(results: dict, path: Path):
+    """One panel per sampler (SW above, MMD below), one colour per grid, the floor dashed;
+    a sampler's lower_order_final variant is drawn dotted in its panel."""
+    plt = _pyplot()
+    rows, floor, lof = results["grid"], results["noise_floor"], " low.ord.final"
+    labels = [label for label in dict.fromkeys(r["sampler"] for r in rows) if not label.endswith(lof)]
+    grids = list(results["settings"]["grids"])
+    fig, axes = plt.subplots(2, len(labels), figsize=(3.1 * len(labels), 6.4), sharex=True,
+                             sharey="row", squeeze=False)
+    for col, label in enumerate(labels):
+        for row_i, key in enumerate(("sw", "mmd")):
+            ax = axes[row_i, col]
+            for g, mk, colour in zip(grids, "osD^vP", ("C0", "C1", "C2", "C3", "C4", "C5")):
+                for variant, ls in ((label, "-"), (label + lof, ":")):
+                    pts = sorted((r["nfe"], r[key]) for r in rows if r["sampler"] == variant
+                                 and r["grid"] == g and _finite(r[key]) and r[key] > 0)
+                    if pts:
+                        ax.plot(*zip(*pts), marker=mk, ls=ls, color=colour, ms=4, mfc="none",
+                                label=g + (" lower_order_final" if ls == ":" else ""))
+            if floor[key] > 0:
+                ax.axhline(floor[key], color="gray", ls="--", lw=1)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+            if row_i == 0:
+                ax.set_title(label, fontsize=9)
+                ax.set_ylim(0.01, 1.0)  # unstable few-step rows (Heun on log-SNR grids) off the top
+                if any(r["sampler"] == label + lof for r in rows):
+                    ax.legend(fontsize=6)
+            else:
+                ax.set_xlabel("NFE")
+    axes[0, 0].set_ylabel("sliced W1 (floor dashed)")
+    axes[1, 0].set_ylabel("MMD² (≤ 0 not drawn)")
+    axes[0, 0].legend(fontsize=7)
+    s = results["settings"]
+    _save(plt, fig, results, f"mean of {len(s['seeds']['per_row'])} draws: sampler × grid", path)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
+
+def _save(plt, fig, results: dict, what: str, path: Path):
+    s = results["settings"]
+    fig.suptitle(f"Exact model, mixture_2d('{s['mixture']}'), {s['schedule']} schedule T={s['T']}, "
+                 f"N={s['n']}, {what}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot(results: dict, path: Path):
+    plt = _pyplot()
     metrics = [("sw", "sliced Wasserstein-1"), ("mmd", "MMD² (RBF; values ≤ 0 not drawn)"),
                ("weight_err", "component-weight error (max abs)")]
     fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
     rows, floor = results["grid"], results["noise_floor"]
     for ax, (key, name) in zip(axes, metrics):
         # distinct markers and line styles: coinciding samplers (e.g. Euler = DDIM) stay visible
-        for (label, _), mk, ls in zip(SAMPLERS, "osD^vP", ("-", "--", ":", "-", "-", "-.")):
+        labels = dict.fromkeys(r["sampler"] for r in rows)
+        for label, mk, ls in zip(labels, "osD^vPXdh*", ("-", "--", ":", "-", "-", "-.") * 2):
             pts = sorted((r["nfe"], r[key]) for r in rows if r["sampler"] == label
                          and r[key] is not None and math.isfinite(r[key]) and r[key] > 0)
             if pts:
@@ -162,12 +291,7 @@ def plot(results: dict, path: Path):
         ax.set_title(name)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
-    s = results["settings"]
-    fig.suptitle(f"Exact model, mixture_2d('{s['mixture']}'), {s['schedule']} schedule T={s['T']}, "
-                 f"{s['spacing']} spacing, N={s['n']}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, results, f"{results['settings']['spacing']} spacing", path)
 
 
 def provenance() -> dict:
@@ -197,7 +321,12 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=10_000, help="samples per run (default 10000)")
     p.add_argument("--schedule", default="linear", choices=sorted(SCHEDULES))
     p.add_argument("--T", type=int, default=1000, help="grid size of the schedule (default 1000)")
-    p.add_argument("--spacing", default="trailing", choices=SPACINGS)
+    p.add_argument("--spacing", default="trailing", choices=SPACINGS,
+                   help="the one grid of a run without --grids (default trailing)")
+    p.add_argument("--grids", nargs="+", default=None, choices=sorted(GRIDS),
+                   help="run every sampler on each of these grids (see GRIDS)")
+    p.add_argument("--samplers", nargs="+", default=None, metavar="LABEL|KIND",
+                   help="only these samplers (labels of SAMPLERS or kinds; default all)")
     p.add_argument("--mixture", default="ring", choices=("ring", "three"))
     p.add_argument("--nfe", type=int, nargs="+", default=list(DEFAULT_NFES))
     p.add_argument("--rk45-tol", type=float, nargs="*", default=[1e-5, 1e-3],
@@ -239,47 +368,60 @@ def main(argv=None):
     # weights by more than the sampler's own error: every row is averaged over --seeds draws
     # (x_T, reference sample and sampler noise all change with the seed).
     seeds = [args.seed + 1000 * k for k in range(args.seeds)]
-    runs = [(label, opts, n) for label, opts in SAMPLERS for n in args.nfe]
-    grid = []
-    for label, opts, n in runs:
-        steps, expected = steps_for(opts["kind"], n)
-        if not 1 <= steps <= schedule.T:
-            print(f"skip {label} NFE={n}: needs {steps} steps on a T={schedule.T} grid")
-            continue
-        cfg = SamplerConfig(steps=steps, spacing=args.spacing, **opts)
-        row = dict(sampler=label, config=cfg.to_dict(), nominal_nfe=n, steps=steps,
-                   expected_nfe=expected, **run_seeds(denoiser, mixture, cfg, seeds, args))
-        if row["nfe"] != expected:
-            print(f"WARNING {label}: expected {expected} NFE for steps={steps}, counted {row['nfe']}")
-        grid.append(row)
-        print(f"{label:28s} NFE={row['nfe']:5d}  SW={row['sw']:.4f}  MMD={row['mmd']:.2e}  "
-              f"w_err={row['weight_err']:.4f}  {row['time_s']:7.2f}s", flush=True)
+    grids = ([(name, GRIDS[name]) for name in args.grids] if args.grids
+             else [(args.spacing, dict(spacing=args.spacing))])
+    samplers = [(label, opts) for label, opts in SAMPLERS
+                if args.samplers is None or label in args.samplers or opts["kind"] in args.samplers]
+    rows = []
+    for grid_name, grid_fields in grids:
+        for label, opts in samplers:
+            for n in args.nfe:
+                steps, expected = steps_for(opts["kind"], n)
+                if not 1 <= steps <= schedule.T:
+                    print(f"skip {label} NFE={n}: needs {steps} steps on a T={schedule.T} grid")
+                    continue
+                if opts.get("options", {}).get("lower_order_final") and steps >= LOWER_ORDER_BELOW:
+                    continue  # the same steps as without lower_order_final
+                cfg = SamplerConfig(steps=steps, **grid_fields, **opts)
+                row = dict(sampler=label, grid=grid_name, config=cfg.to_dict(), nominal_nfe=n,
+                           steps=steps, expected_nfe=expected,
+                           **run_seeds(denoiser, mixture, cfg, seeds, args))
+                if row["nfe"] != expected:
+                    print(f"WARNING {label}: expected {expected} NFE for steps={steps}, counted {row['nfe']}")
+                rows.append(row)
+                print(f"{label:32s} {grid_name:9s} NFE={row['nfe']:5d}  SW={row['sw']:.4f}  "
+                      f"MMD={row['mmd']:.2e}  w_err={row['weight_err']:.4f}  {row['time_s']:7.2f}s", flush=True)
 
     rk45_rows = []
-    for tol in args.rk45_tol:
+    for tol in args.rk45_tol:  # uses only the grid's ends: t = 1 and 1/T
         cfg = SamplerConfig(kind="rk45", steps=schedule.T, spacing=args.spacing,
                             options={"rtol": tol, "atol": tol})
         row = dict(sampler=f"RK45 tol={tol:g}", config=cfg.to_dict(), nominal_nfe=None,
                    steps=cfg.steps, expected_nfe=None, **run_seeds(denoiser, mixture, cfg, seeds, args))
         rk45_rows.append(row)
-        print(f"{row['sampler']:28s} NFE={row['nfe']:5d}  SW={row['sw']:.4f}  MMD={row['mmd']:.2e}  "
+        print(f"{row['sampler']:32s} NFE={row['nfe']:5d}  SW={row['sw']:.4f}  MMD={row['mmd']:.2e}  "
               f"w_err={row['weight_err']:.4f}  {row['time_s']:7.2f}s", flush=True)
 
     nfes = list(args.nfe)
     print("\n(* = measured NFE differs from the column: Heun uses 2*steps-1 NFE, steps=(NFE+1)//2)")
-    print_table("Sliced Wasserstein-1 to a fresh true sample (lower is better)", "sw", grid, nfes,
-                rk45_rows, floor)
-    print_table("MMD^2 (RBF, unbiased, first %d points)" % args.mmd_n, "mmd", grid, nfes,
-                rk45_rows, floor)
-    print_table("Component-weight error (max |hist - pi|)", "weight_err", grid, nfes, rk45_rows,
-                floor)
-    print_table("Wall time of sampling [s]", "time_s", grid, nfes, rk45_rows, None)
+    tables = [("Sliced Wasserstein-1 to a fresh true sample (lower is better)", "sw"),
+              ("MMD^2 (RBF, unbiased, first %d points)" % args.mmd_n, "mmd"),
+              ("Component-weight error (max |hist - pi|)", "weight_err"),
+              ("Wall time of sampling [s]", "time_s")]
+    for grid_name, _ in grids:
+        for title, key in tables:
+            print_table(f"{title}, {grid_name} grid", key, [r for r in rows if r["grid"] == grid_name],
+                        nfes, rk45_rows, None if key == "time_s" else floor)
+    summary = summarize(rows, [g for g, _ in grids], nfes) if args.grids else None
+    if summary:
+        print_summary(summary)
 
     total = time.perf_counter() - t_start
     results = dict(
         description="Sampler error vs NFE with the exact eps-model of a 2-D Gaussian mixture "
                     "(benchmarks/core_samplers.py)",
         settings=dict(n=args.n, schedule=args.schedule, T=schedule.T, spacing=args.spacing,
+                      grids={name: fields for name, fields in grids},
                       mixture=args.mixture, prediction="eps", dtype="float64", nfe=nfes,
                       rk45_tol=args.rk45_tol, mmd_n=args.mmd_n,
                       mmd_bandwidths=[0.1, 0.2, 0.5, 1.0, 2.0], sw_projections=args.projections,
@@ -296,14 +438,14 @@ def main(argv=None):
                      cpu_count=os.cpu_count(), processor=platform.processor(),
                      loadavg_1_5_15min_start=list(load_start), loadavg_1_5_15min_end=list(os.getloadavg())),
         code=code,
-        noise_floor=floor, grid=grid, rk45=rk45_rows, total_runtime_s=total,
+        noise_floor=floor, grid=rows, rk45=rk45_rows, summary=summary, total_runtime_s=total,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, allow_nan=True) + "\n")
     print(f"\nwrote {args.out}")
     if not args.no_plot:
         png = args.out.with_suffix(".png")
-        plot(results, png)
+        (plot_grids if args.grids else plot)(results, png)
         print(f"wrote {png}")
     print(f"total runtime {time.perf_counter() - t_start:.1f}s")
 

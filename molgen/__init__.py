@@ -1,2 +1,9 @@
 """molgen: diffusion generative models for molecules and proteins."""
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("molgen")
+    """The installed distribution's version (pyproject.toml's), as `molgen --version` prints it."""
+except PackageNotFoundError:  # the source tree on sys.path, not installed
+    __version__ = "0+unknown"
+del PackageNotFoundError, version

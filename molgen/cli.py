@@ -1,4 +1,4 @@
-"""The `molgen` command: demo, train, sample, conformers.
+"""The `molgen` command: demo, train, sample, conformers, backbones, dock (and --version).
 
 Mistakes in what the user typed (arguments, config overrides, paths, unknown samplers) end
 the command with one line `molgen: error: ...` and exit status 2; anything else is a bug and
@@ -10,8 +10,10 @@ import argparse
 import sys
 import time
 
+from . import __version__
 from .diffusion import SAMPLERS, Denoiser, SamplerConfig, make_schedule
-from .diffusion.schedules import SCHEDULES, SPACINGS
+from .diffusion.grids import GRIDS
+from .diffusion.schedules import SCHEDULES
 
 USER_ERRORS = (ValueError, OSError)
 
@@ -51,6 +53,7 @@ def _one_line(exc: BaseException) -> str:
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="molgen", description="Diffusion generative models for molecules "
                      "and proteins.  `molgen demo` shows the diffusion core without training.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     demo = commands.add_parser(
@@ -93,9 +96,13 @@ def _build_parser() -> argparse.ArgumentParser:
     smp.add_argument("-o", "--output", default=None,
                      help="file to write (default: the task's samples.png or samples.sdf)")
     _add_sampling_args(smp, sampler=None, steps=None, n=2000)
-    smp.add_argument("--spacing", default=None, choices=SPACINGS,
+    smp.add_argument("--spacing", default=None, choices=GRIDS,
                      help="where the steps fall in time; logsnr: uniform in log SNR, shorter "
-                          "first steps where it falls fast (default: the checkpoint's)")
+                          "first steps where it falls fast; karras: Karras et al.'s ρ = 7 "
+                          "(default: the checkpoint's grid)")
+    smp.add_argument("--t-min", type=float, default=None,
+                     help="with --spacing logsnr or karras: the grid's smallest time before "
+                          "the final denoising step (default: the schedule's first trained time)")
     smp.add_argument("--atoms", type=int, default=None,
                      help="molecules: atoms per molecule (default: drawn from the training "
                           "distribution stored in the checkpoint)")
@@ -188,8 +195,11 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="classifier-free guidance scale w over the pocket, "
                          "ε̃ = (1 + w) ε(x, pocket) - w ε(x, ∅) (default: the model's)")
     dk.add_argument("--raw", action="store_true",
-                    help="the learned model's poses as sampled: no local optimisation on Vina's "
+                    help="the learned model's poses as sampled: no search on Vina's "
                          "function, no ranking")
+    dk.add_argument("--rounds", type=int, default=None, metavar="N",
+                    help="Monte-Carlo rounds of the search on Vina's function from each sampled "
+                         "pose; 0: local optimisation only (default: 20)")
     dk.add_argument("-n", "--num-poses", type=int, default=40,
                     help="poses to sample and write (default: %(default)s)")
     dk.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
@@ -274,8 +284,12 @@ def _sample(args) -> int:
                          f"{trained.cfg.task.name!r} task (its options: {takes})")
     chosen = {"kind": args.sampler, "steps": args.steps, "spacing": args.spacing,
               "guidance_scale": args.guidance}
-    sampler = SamplerConfig.from_dict({**trained.sampler.to_dict(),
-                                       **{k: v for k, v in chosen.items() if v is not None}})
+    chosen = {k: v for k, v in chosen.items() if v is not None}
+    if args.spacing is not None:  # a new grid, with its own parameters
+        chosen.update(t_min=args.t_min, sigma_min=None, sigma_max=None, rho=7.0)
+    elif args.t_min is not None:
+        raise ValueError("--t-min goes with --spacing logsnr or karras")
+    sampler = SamplerConfig.from_dict({**trained.sampler.to_dict(), **chosen})
     output = args.output or trained.task.samples_file
     start = time.perf_counter()
     metrics = trained.task.evaluate(trained.denoiser, sampler, args.num_samples, seed=args.seed,
@@ -354,7 +368,15 @@ def _dock(args) -> int:
 
     from .conformers.inputs import read_inputs
     from .docking.api import dock
+    from .docking.receptor import DockingInputError
+    from .docking.refine import SearchConfig
 
+    if args.raw and args.rounds is not None:
+        raise DockingInputError("--raw and --rounds exclude each other: raw poses are not searched from")
+    try:
+        refine = not args.raw and (SearchConfig() if args.rounds is None else SearchConfig(rounds=args.rounds))
+    except ValueError as e:
+        raise DockingInputError(f"--rounds: {e}") from None
     start = time.perf_counter()
     _, ligand = read_inputs(args.ligand)[0]
     if isinstance(ligand, Exception):
@@ -363,7 +385,7 @@ def _dock(args) -> int:
         warnings.simplefilter("always")
         poses = dock(args.protein, ligand, box_center=args.box_center, box_size=args.box_size,
                      autobox_ligand=args.autobox_ligand, n=args.num_poses, seed=args.seed,
-                     guidance=args.guidance, refine=not args.raw, model=args.checkpoint,
+                     guidance=args.guidance, refine=refine, model=args.checkpoint,
                      progress=True)
     for note in notes:
         if issubclass(note.category, UserWarning):

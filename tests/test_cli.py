@@ -34,6 +34,16 @@ def test_entry_point_help():
     assert all(command in result.stdout for command in ("demo", "train", "sample"))
 
 
+def test_version_is_the_distributions(capsys):
+    import tomllib
+    from importlib.metadata import version
+
+    code, out, _ = run(capsys, "--version")
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert code == 0 and out == f"molgen {version('molgen')}\n"
+    assert version("molgen") == project["project"]["version"]  # reinstall after a bump
+
+
 @pytest.mark.parametrize("command", ["demo", "train", "sample"])
 def test_subcommand_help(capsys, command):
     code, out, _ = run(capsys, command, "--help")

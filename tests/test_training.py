@@ -63,7 +63,7 @@ def test_default_config_is_typed_and_complete():
     ("diffusion.weighting=snr", "unknown loss weighting 'snr'"),
     ("accum=0", "accum must be >= 1"),
     ("sampler.options.eta=1", "add it with a '+', as +sampler.options.eta=VALUE"),
-    ("+sampler.options.eta=x", "sampler 'dpmpp_2m' has no option eta; its options: none"),
+    ("+sampler.options.eta=x", "sampler 'dpmpp_2m' has no option eta; its options: lower_order_final"),
     ("+diffusion.schedule_params.TT=5", "the cosine schedule has no parameter TT"),
 ])
 def test_bad_overrides_raise_one_line_config_errors(override, message):

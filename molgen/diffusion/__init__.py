@@ -7,7 +7,9 @@ from .denoiser import (PREDICTIONS, CFGDenoiser, ClassifierGuidedDenoiser, Count
 from .likelihood import log_likelihood
 from .losses import diffusion_loss, loss_weight
 from .process import q_posterior, q_sample
-from .samplers import SAMPLERS, SamplerConfig, sampler_options, ddim, ddim_invert, ddpm, dpmpp_2m, euler, heun, rk45_sampler, sample, sde
+from .grids import GRIDS, make_grid
+from .samplers import (SAMPLERS, SamplerConfig, sampler_options, ddim, ddim_invert, ddpm, dpmpp_2m, dpmpp_2m_sde,
+                       dpmpp_3m, euler, heun, rk45_sampler, sample, sde)
 from .schedules import (CosineSchedule, DiscreteSchedule, LinearSchedule, NoiseSchedule,
                         PolynomialSchedule, VPSDESchedule, make_schedule)
 from .spaces import EUCLIDEAN, EuclideanSpace, GraphSpace, MoleculeSpace, ZeroMeanSpace
@@ -15,8 +17,8 @@ from .spaces import EUCLIDEAN, EuclideanSpace, GraphSpace, MoleculeSpace, ZeroMe
 __all__ = [
     "PREDICTIONS", "CFGDenoiser", "ClassifierGuidedDenoiser", "CountingDenoiser", "Denoiser", "convert",
     "drop_condition", "from_x0_eps", "graph_denoiser", "to_x0_eps", "sample_in_batches", "log_likelihood", "diffusion_loss",
-    "loss_weight", "q_posterior", "q_sample", "SAMPLERS", "SamplerConfig", "sampler_options", "ddim", "ddim_invert", "ddpm",
-    "dpmpp_2m", "euler", "heun", "rk45_sampler", "sample", "sde", "CosineSchedule",
+    "loss_weight", "q_posterior", "q_sample", "GRIDS", "make_grid", "SAMPLERS", "SamplerConfig", "sampler_options",
+    "ddim", "ddim_invert", "ddpm", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m", "euler", "heun", "rk45_sampler", "sample", "sde", "CosineSchedule",
     "DiscreteSchedule", "LinearSchedule", "NoiseSchedule", "PolynomialSchedule",
     "VPSDESchedule", "make_schedule", "EUCLIDEAN", "EuclideanSpace", "GraphSpace", "MoleculeSpace",
     "ZeroMeanSpace",

@@ -1,13 +1,15 @@
 """Samplers: each is one function over a denoiser, an initial state x_T and a decreasing time
-grid ts = [t_N, ..., t_1, 0] (from `schedule.timesteps`).
+grid ts = [t_N, ..., t_1, 0] (from `SamplerConfig.timesteps`, molgen.diffusion.grids).
 
 The denoiser returns (x̂_0, ε̂) whatever the network predicts, and its space supplies the
 noise, so a sampler is the same for images, point clouds and molecules.  Every sampler takes
 the same arguments: `cond` (passed to the denoiser), `generator` (the noise of stochastic
 samplers; deterministic ones ignore it), `callback` (called after each step with a dict
 holding i, t, x and x̂_0), `progress` (a tqdm bar), and then its own settings, keyword
-arguments with defaults.  A new sampler is one such function and one line in SAMPLERS.  The last step, to t = 0, is the denoising step
-x_0 = sqrt(ᾱ_0) x̂_0 + sqrt(1 - ᾱ_0) ε̂ (= x̂_0 when ᾱ_0 = 1) in every sampler.
+arguments with defaults.  A new sampler is one such function and one line in SAMPLERS.
+The last step, from the grid's smallest time t_1 to t = 0, is the denoising step
+x_0 = sqrt(ᾱ_0) x̂_0 + sqrt(1 - ᾱ_0) ε̂ (= x̂_0 when ᾱ_0 = 1) in every sampler: a grid that
+ends at a small t_1 (t_min) is what makes that x̂_0 data rather than a blurred mean.
 
 Grids are float64 and coefficients python floats: all samples share t while sampling.
 """
@@ -16,13 +18,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from .denoiser import CFGDenoiser
+from .grids import check_grid, make_grid
 from .ode import pf_ode_drift, rk45
 from .process import q_posterior, q_sample, step_beta
 
@@ -211,27 +214,98 @@ def _langevin_step(denoiser, x, t: float, snr: float, cond, generator) -> Tensor
     return x + step * score + (2 * step).sqrt() * z
 
 
+LOWER_ORDER_BELOW = 15
+"""Grids of fewer steps than this end the multistep solvers with lower-order steps."""
+
+
 @torch.no_grad()
 def dpmpp_2m(denoiser, x: Tensor, ts: Tensor, *, cond=None, generator=None,
-             callback: Callable | None = None, progress: bool = False) -> Tensor:
+             callback: Callable | None = None, progress: bool = False,
+             lower_order_final: bool = False) -> Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022): multistep second order in λ = log(α/σ) on x̂_0,
         x_s = (σ_s/σ_t) x_t + (α_s - σ_s α_t / σ_t) D,  D = (1 + 1/2r) x̂_0,t - (1/2r) x̂_0,prev,
-    with r = h_prev / h; the first and the final step are first order (= DDIM)."""
-    x0_prev, h_prev = None, None
-    for i in _steps(ts, progress, "DPM-Solver++(2M)"):
+    with r = h_prev / h; the first step is first order (= DDIM).  lower_order_final makes the
+    step into t_1 first order below 15 steps, as the authors do to steady trained models on
+    few-step grids.  Off by default: with the exact model of the 2-D mixture it steadies 5 NFE
+    but is mixed at 10 and doubles the best 10-NFE error (3M, logsnr grid: SW 0.033 → 0.074;
+    benchmarks/results/core_samplers_grids.json)."""
+    return _dpmpp(denoiser, x, ts, cond, generator, callback, progress, order=2, eta=0.0,
+                  lower_order_final=lower_order_final, desc="DPM-Solver++(2M)")
+
+
+@torch.no_grad()
+def dpmpp_3m(denoiser, x: Tensor, ts: Tensor, *, cond=None, generator=None,
+             callback: Callable | None = None, progress: bool = False,
+             lower_order_final: bool = False) -> Tensor:
+    """DPM-Solver++(3M) (Lu et al. 2022): multistep third order on x̂_0 from the last three
+    predictions, after a first- and a second-order (2M) step; with lower_order_final below 15
+    steps the step into t_1 is first order and the one before it second order."""
+    return _dpmpp(denoiser, x, ts, cond, generator, callback, progress, order=3, eta=0.0,
+                  lower_order_final=lower_order_final, desc="DPM-Solver++(3M)")
+
+
+@torch.no_grad()
+def dpmpp_2m_sde(denoiser, x: Tensor, ts: Tensor, *, cond=None, generator=None,
+                 callback: Callable | None = None, progress: bool = False,
+                 eta: float = 1.0, lower_order_final: bool = False) -> Tensor:
+    """SDE-DPM-Solver++(2M) (Lu et al. 2022; k-diffusion's midpoint form with η): the 2M step
+    of the reverse SDE, which keeps a fraction of the noise and draws fresh noise for it,
+        x_s = (σ_s/σ_t) e^{-ηh} x_t + α_s (1 - e^{-(1+η)h}) D + σ_s sqrt(1 - e^{-2ηh}) z.
+    η = 1 is the reverse SDE (its first-order step is DDPM's, = DDIM η = 1), η = 0 DPM-Solver++(2M)."""
+    if not eta >= 0:
+        raise ValueError(f"DPM-Solver++(2M) SDE eta must be >= 0, got {eta}")
+    return _dpmpp(denoiser, x, ts, cond, generator, callback, progress, order=2, eta=eta,
+                  lower_order_final=lower_order_final, desc="DPM-Solver++(2M) SDE")
+
+
+def _dpmpp(denoiser, x, ts, cond, generator, callback, progress, *, order: int, eta: float,
+           lower_order_final: bool, desc: str) -> Tensor:
+    """The DPM-Solver++ multistep family in λ = log(α/σ), h = λ_s - λ_t, h_η = (1 + η) h:
+
+        x_s = (σ_s/σ_t) e^{-ηh} x_t + α_s (1 - e^{-h_η}) x̂_0 + α_s C + σ_s sqrt(1 - e^{-2ηh}) z,
+
+    C the correction from earlier x̂_0 (order 2: the midpoint form ½ (1 - e^{-h_η}) D1 of
+    Lu et al.'s multistep_dpm_solver_second_update; order 3: φ_2 D1 - φ_3 D2 of their third
+    update).  Each step's order is capped by the predictions at hand (warm-up) and, with
+    lower_order_final below 15 steps, by the steps left before the denoising step."""
+    steps, hist = len(ts) - 1, []  # hist: (x̂_0, h) of the earlier steps, newest first
+    for i in _steps(ts, progress, desc):
         t, s = float(ts[i]), float(ts[i + 1])
-        x0, _ = denoiser(x, t, cond)
+        x0, eps = denoiser(x, t, cond)
         ab_t, ab_s = _ab(denoiser, t), _ab(denoiser, s)
-        a_t, sig_t, a_s, sig_s = math.sqrt(ab_t), math.sqrt(1 - ab_t), math.sqrt(ab_s), math.sqrt(1 - ab_s)
-        last = i == len(ts) - 2
-        h = None if last else 0.5 * (math.log(ab_s / (1 - ab_s)) - math.log(ab_t / (1 - ab_t)))
-        d = x0
-        if x0_prev is not None and not last:
-            r = h_prev / h
-            d = (1 + 0.5 / r) * x0 - (0.5 / r) * x0_prev
-        x = (sig_s / sig_t) * x + (a_s - sig_s * a_t / sig_t) * d
-        x0_prev, h_prev = x0, h
+        if i == steps - 1:  # to t = 0, where λ = ∞: only the denoising step is defined
+            x = _denoising_step(x0, eps, ab_s)
+        else:
+            k = min(order, len(hist) + 1)
+            if lower_order_final and steps < LOWER_ORDER_BELOW:
+                k = min(k, steps - 1 - i)  # 1 into t_1, 2 the step before
+            h = 0.5 * (math.log(ab_s / (1 - ab_s)) - math.log(ab_t / (1 - ab_t)))
+            x = _dpmpp_step(x, x0, hist[:k - 1], h, eta, ab_t, ab_s, denoiser.space, generator)
+            hist = [(x0, h)] + hist[:1]
         _report(callback, i, t, x, x0)
+    return x
+
+
+def _dpmpp_step(x, x0, hist, h, eta, ab_t, ab_s, space, generator) -> Tensor:
+    """One step of `_dpmpp` of order 1 + len(hist), hist the earlier (x̂_0, h), newest first."""
+    a_s, sig_s, sig_t = math.sqrt(ab_s), math.sqrt(1 - ab_s), math.sqrt(1 - ab_t)
+    h_eta = (1 + eta) * h
+    em = -math.expm1(-h_eta)  # 1 - e^{-h_η}, accurate for small steps
+    x = (sig_s / sig_t) * math.exp(-eta * h) * x + a_s * em * x0
+    if hist:
+        d1_0 = (x0 - hist[0][0]) * (h / hist[0][1])  # h × the divided difference in λ
+    if len(hist) == 1:
+        x = x + a_s * 0.5 * em * d1_0
+    elif len(hist) == 2:
+        r0, r1 = hist[0][1] / h, hist[1][1] / h
+        d1_1 = (hist[0][0] - hist[1][0]) / r1
+        d1 = d1_0 + (d1_0 - d1_1) * (r0 / (r0 + r1))
+        d2 = (d1_0 - d1_1) / (r0 + r1)
+        phi_2 = 1 - em / h_eta
+        phi_3 = phi_2 / h_eta - 0.5
+        x = x + a_s * (phi_2 * d1 - phi_3 * d2)
+    if eta > 0:
+        x = x + sig_s * math.sqrt(-math.expm1(-2 * eta * h)) * space.noise(x, generator)
     return x
 
 
@@ -243,6 +317,8 @@ SAMPLERS = {
     "rk45": rk45_sampler,
     "sde": sde,
     "dpmpp_2m": dpmpp_2m,
+    "dpmpp_3m": dpmpp_3m,
+    "dpmpp_2m_sde": dpmpp_2m_sde,
 }
 """Every sampler: f(denoiser, x, ts, *, cond, generator, callback, progress, **options), where
 the generator is ignored by deterministic samplers and options are the sampler's own settings
@@ -267,13 +343,20 @@ class SamplerConfig:
     """How to sample, as a plain serializable record (stored in checkpoints).
 
     kind: one of SAMPLERS.  steps: number of grid times evaluated (NFE for ddpm, ddim,
-    euler, sde, dpmpp_2m; 2·steps - 1 for heun; adaptive for rk45, where steps only sets the
-    final time).  spacing: 'leading' | 'trailing' | 'linspace' | 'logsnr'.
-    guidance_scale: classifier-free guidance w in ε̃ = (1 + w) ε(x, c) - w ε(x, ∅); 0 means
-    none.  start: 1 samples from noise; start < 1 refines a given state noised to that time
-    (SDEdit).  options: the sampler's own settings, by name (`sampler_options(kind)`): ddim
-    eta (stochasticity), ddpm variance ('posterior' β̃ or 'beta'), sde corrector_steps and snr
-    (Langevin corrector), rk45 rtol and atol.
+    euler, sde and the dpmpp solvers; 2·steps - 1 for heun; adaptive for rk45, where steps
+    only sets the final time).  guidance_scale: classifier-free guidance w in
+    ε̃ = (1 + w) ε(x, c) - w ε(x, ∅); 0 means none.  start: 1 samples from noise; start < 1
+    refines a given state noised to that time (SDEdit).  options: the sampler's own settings,
+    by name (`sampler_options(kind)`): ddim eta (stochasticity), ddpm variance ('posterior' β̃
+    or 'beta'), sde corrector_steps and snr (Langevin corrector), rk45 rtol and atol, the
+    dpmpp solvers' lower_order_final, dpmpp_2m_sde's eta.
+
+    The grid (molgen.diffusion.grids): spacing 'leading' | 'trailing' | 'linspace' | 'logsnr'
+    | 'karras'; t_min, where 'logsnr' and 'karras' end (None: the schedule's first trained
+    time; for 'logsnr' None keeps the original grid-point spacing); sigma_min, sigma_max, rho:
+    the 'karras' grid in σ/α (None: σ/α at t_min and at the start).  Every grid ends with the
+    denoising step x̂_0(x_{t_1}) from its smallest time to t = 0, so the sample is data only
+    as far as t_1 is small.
     """
 
     kind: str = "dpmpp_2m"
@@ -282,6 +365,10 @@ class SamplerConfig:
     guidance_scale: float = 0.0
     start: float = 1.0
     options: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    t_min: Optional[float] = None
+    sigma_min: Optional[float] = None
+    sigma_max: Optional[float] = None
+    rho: float = 7.0
 
     def __post_init__(self):
         if self.kind not in SAMPLERS:
@@ -290,12 +377,20 @@ class SamplerConfig:
             raise ValueError(f"sampler steps must be >= 1, got {self.steps}")
         if not 0 < self.start <= 1:
             raise ValueError(f"sampler start must be in (0, 1], got {self.start}")
+        check_grid(self.spacing, t_min=self.t_min, sigma_min=self.sigma_min,
+                   sigma_max=self.sigma_max, rho=self.rho, t_max=self.start)
         known = sampler_options(self.kind)
         unknown = sorted(set(self.options) - set(known))
         if unknown:
             raise ValueError(f"sampler {self.kind!r} has no option {', '.join(unknown)}; "
                              f"its options: {', '.join(known) or 'none'}")
         self.options = dict(self.options)
+
+    def timesteps(self, schedule) -> Tensor:
+        """The grid [t_steps, ..., t_1, 0] on this schedule, from t = start (float64)."""
+        return make_grid(schedule, self.steps, self.spacing, t_min=self.t_min,
+                         sigma_min=self.sigma_min, sigma_max=self.sigma_max, rho=self.rho,
+                         t_max=self.start)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -323,9 +418,11 @@ def sample(denoiser, x: Tensor, config: SamplerConfig, *, init: Tensor | None = 
 
     x: standard Gaussian noise in the denoiser's space (`space.noise`).  With config.start = 1
     sampling starts from x at t = 1; with start < 1 it refines `init`, a clean state, from
-    x_start = α init + σ x at t = start over the grid cut to [0, start] (SDEdit, Meng et al.
-    2022).  cond: the per-sample condition; guidance_scale > 0 also needs the model's null
-    condition `null_cond`."""
+    x_start = α init + σ x at t = start over the grid from start to 0 (SDEdit, Meng et al.
+    2022; the training-grid spacings are scaled to [0, start]).  A karras grid with an explicit
+    sigma_max below σ/α at t = 1 begins at that σ from the same x, as k-diffusion does.
+    cond: the per-sample condition; guidance_scale > 0 also needs the model's null condition
+    `null_cond`."""
     if config.guidance_scale:
         if null_cond is None:
             raise ValueError("guidance_scale > 0 needs the model's null condition (null_cond)")
@@ -336,6 +433,6 @@ def sample(denoiser, x: Tensor, config: SamplerConfig, *, init: Tensor | None = 
         t = torch.full((denoiser.space.batch_size(x),), config.start, dtype=torch.float64,
                        device=x.device)
         x = q_sample(denoiser.schedule, init.to(x), t, noise=x, space=denoiser.space)
-    ts = denoiser.schedule.timesteps(config.steps, config.spacing) * config.start
+    ts = config.timesteps(denoiser.schedule)
     return SAMPLERS[config.kind](denoiser, x, ts, cond=cond, generator=generator,
                                  callback=callback, progress=progress, **config.options)

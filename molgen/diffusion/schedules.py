@@ -56,6 +56,23 @@ class NoiseSchedule:
         la = self.log_alpha_bar(_f64(t))
         return _cast(la - torch.log(-torch.expm1(la)), t)
 
+    def first_time(self) -> float:
+        """The smallest time the model is trained at (the first grid step 1/T): where a
+        grid may end before its final denoising step to t = 0."""
+        return 1.0 / self.T
+
+    def time_at_log_snr(self, lam: Tensor) -> Tensor:
+        """The inverse of `log_snr`: t in [0, 1] with log SNR(t) = lam (float64).  Bisection,
+        since log SNR decreases strictly in t for every schedule here and has no closed-form
+        inverse for the interpolated discrete ones; 64 halvings reach float64 resolution."""
+        lam = _f64(lam)
+        lo, hi = torch.zeros_like(lam), torch.ones_like(lam)
+        for _ in range(64):
+            mid = 0.5 * (lo + hi)
+            later = self.log_snr(mid) > lam  # still too much signal at mid: t is later
+            lo, hi = torch.where(later, mid, lo), torch.where(later, hi, mid)
+        return 0.5 * (lo + hi)
+
     def betas(self) -> Tensor:
         """Discrete β_1..β_T of the grid (float64): β_i = 1 - ᾱ(i/T) / ᾱ((i-1)/T)."""
         la = self.log_alpha_bar(torch.arange(self.T + 1, dtype=torch.float64) / self.T)
@@ -187,6 +204,9 @@ class VPSDESchedule(NoiseSchedule):
 
     def beta(self, t: Tensor) -> Tensor:
         return _cast(self.beta_min + _f64(t) * (self.beta_max - self.beta_min), t)
+
+    def first_time(self) -> float:
+        return self.t_min  # its training times are uniform on [t_min, 1]
 
     def sample_t(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
         u = torch.rand(n, generator=generator, device=device)

@@ -148,7 +148,7 @@ def _validate(cfg: TrainConfig) -> None:
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"diffusion: {exc}") from None
     try:  # SamplerConfig leaves these to sampling time, which is after training
-        schedule.timesteps(cfg.sampler.steps, cfg.sampler.spacing)
+        cfg.sampler.timesteps(schedule)
     except ValueError as exc:
         raise ConfigError(f"sampler: {exc}") from None
 
