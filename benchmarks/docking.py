@@ -39,12 +39,14 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
                          version of Vina's function (molgen.docking.refine.search, 20 rounds),
                          ranked by it
   molgen_local           the same with 0 rounds: each sampled pose only locally optimised
+  molgen_r40             the same with 40 rounds
   molgen_etkdg           molgen with the ligand's ETKDG local structures not minimised with
                          MMFF94 (api.LOCAL_STRUCTURE_FORCEFIELD = None)
   molgen_raw             the learned model alone: 40 raw poses in sampling order (top-1 is
                          the first sample: the model has no confidence head)
   molgen_w<w>            molgen with classifier-free guidance weight w over the pocket (0: the
                          plain conditional model), for the sweep w = 0, 0.5, 1, 2, 4
+  molgen_raw_w<w>        molgen_raw with guidance weight w: the sweep on the learned model alone
   random_opt             the floor: 40 random placements from the pose prior, searched from
                          and ranked as molgen's are
 
@@ -185,9 +187,11 @@ def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box
 GUIDANCE_SWEEP = (0.0, 0.5, 1.0, 2.0, 4.0)
 METHODS = {"vina1": vina_method(1), "vina8": vina_method(8), "vina32": vina_method(32),
            "molgen": molgen_method(), "molgen_raw": molgen_method(refine=False),
-           "molgen_local": molgen_method(rounds=0), "molgen_etkdg": molgen_method(relaxed=False),
+           "molgen_local": molgen_method(rounds=0), "molgen_r40": molgen_method(rounds=40),
+           "molgen_etkdg": molgen_method(relaxed=False),
            "random_opt": random_floor,
-           **{f"molgen_w{w:g}": molgen_method(guidance=w) for w in GUIDANCE_SWEEP}}
+           **{f"molgen_w{w:g}": molgen_method(guidance=w) for w in GUIDANCE_SWEEP},
+           **{f"molgen_raw_w{w:g}": molgen_method(guidance=w, refine=False) for w in GUIDANCE_SWEEP}}
 """name -> function(complex, receptor, start_mol, box, seed) -> (ranked poses, cpu seconds);
 poses are copies of start_mol (same atoms) with one conformer each, best first."""
 
@@ -418,7 +422,9 @@ def subset(n: int, limit: int | None, seed: int) -> np.ndarray:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
-    p.add_argument("--methods", nargs="+", default=["vina8"], choices=list(METHODS))
+    p.add_argument("--methods", nargs="+", default=["vina8"],
+                   help=f"of {', '.join(METHODS)}; --report also takes the names of kept results "
+                        "of methods since retired (e.g. molgen_first_stage)")
     p.add_argument("--limit", type=int, default=None,
                    help="a fixed-seed random subset of this many complexes per set (default all)")
     p.add_argument("--names", nargs="+", default=None, help="only these complexes (by name)")
@@ -430,13 +436,16 @@ def main(argv=None):
                    help="per-complex files of other runs (e.g. a Vina run going on beside this "
                         "one) whose results are read in too; implies --merge")
     p.add_argument("--report", action="store_true",
-                   help="run nothing: summarise the kept results on the complexes that every "
-                        "listed method has done (implies --merge)")
+                   help="run nothing: summarise the kept results, per set on the complexes that "
+                        "every listed method run on that set has done (implies --merge)")
     p.add_argument("--data", type=Path, default=None, help="data root (default $MOLGEN_DATA)")
     p.add_argument("--checkpoint", default=None,
                    help="docking model of the molgen methods (default: the shipped model)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"summary JSON (default {DEFAULT_OUT})")
     args = p.parse_args(argv)
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown and not args.report:
+        p.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     RDLogger.DisableLog("rdApp.*")
     _MODEL["path"] = args.checkpoint
     complexes_path = args.out.with_name(args.out.stem + "_complexes.json")
@@ -451,9 +460,9 @@ def main(argv=None):
         if args.names:
             items = [c for c in items if c.name in args.names]
         selected[set_] = [items[i] for i in subset(len(items), args.limit, args.seed)]
-        if args.report:
-            selected[set_] = [c for c in selected[set_]
-                              if all(f"{set_}/{c.name}/{m}" in records for m in args.methods)]
+        if args.report:  # the methods run on this set at all, on the complexes all of them did
+            ran = [m for m in args.methods if any(f"{set_}/{c.name}/{m}" in records for c in selected[set_])]
+            selected[set_] = [c for c in selected[set_] if all(f"{set_}/{c.name}/{m}" in records for m in ran)]
     todo = [(c, m) for cs in selected.values() for c in cs for m in args.methods
             if f"{c.set}/{c.name}/{m}" not in records and not args.report]
     if args.report:  # the results read in, as one file
@@ -479,11 +488,12 @@ def main(argv=None):
                  f"score {row.get('scores', [math.nan])[0]:.2f}, PB {'ok' if row['pb_valid'] else row['pb_failed']}, "
                  f"{row['cpu_s']:.1f} CPU-s" if "top1" in row else f"FAILED {row['error']}"), flush=True)
 
-    rows = {s: {m: [records[f"{s}/{c.name}/{m}"] for c in cs if f"{s}/{c.name}/{m}" in records]
-                for m in args.methods} for s, cs in selected.items()}
+    rows = {s: {m: rs for m in args.methods
+                if (rs := [records[f"{s}/{c.name}/{m}"] for c in cs if f"{s}/{c.name}/{m}" in records])}
+            for s, cs in selected.items()}
     summary = {s: {m: summarise(rs) for m, rs in ms.items()} for s, ms in rows.items()}
     comparisons = [compare(records, s, a, b) for s in selected for i, a in enumerate(args.methods)
-                   for b in args.methods[i + 1:]]
+                   for b in args.methods[i + 1:] if a in rows[s] and b in rows[s]]
     print_table(summary)
     for c in comparisons:
         print(f"{c['set']}: {c['a']} vs {c['b']} on {c['n']}: {c['wins']} wins, {c['losses']} "
