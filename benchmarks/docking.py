@@ -36,10 +36,10 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
                          9 poses, one CPU thread; meeko preparation
   molgen                 `dock`: 40 poses sampled by the pose model (--checkpoint, default the
                          shipped one), each the start of a Monte-Carlo chain on molgen's torch
-                         version of Vina's function (molgen.docking.refine.search, 20 rounds),
+                         version of Vina's function (molgen.docking.refine.search, 40 rounds),
                          ranked by it
   molgen_local           the same with 0 rounds: each sampled pose only locally optimised
-  molgen_r40             the same with 40 rounds
+  molgen_r20             the same with 20 rounds
   molgen_etkdg           molgen with the ligand's ETKDG local structures not minimised with
                          MMFF94 (api.LOCAL_STRUCTURE_FORCEFIELD = None)
   molgen_raw             the learned model alone: 40 raw poses in sampling order (top-1 is
@@ -48,7 +48,7 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
                          plain conditional model), for the sweep w = 0, 0.5, 1, 2, 4
   molgen_raw_w<w>        molgen_raw with guidance weight w: the sweep on the learned model alone
   random_opt             the floor: 40 random placements from the pose prior, searched from
-                         and ranked as molgen's are
+                         and ranked as molgen's are (random_opt_r20: with 20 rounds)
 
     python benchmarks/docking.py --sets astex --limit 5 --methods vina8
     OMP_NUM_THREADS=1 python benchmarks/docking.py --sets astex casf2016 --methods vina8 --merge
@@ -56,6 +56,7 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -155,7 +156,8 @@ def molgen_method(*, guidance: float | None = None, refine: bool = True, rounds:
     return run
 
 
-def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box, seed: int):
+def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box, seed: int, *,
+                 rounds: int | None = None):
     """POSES random placements (the pose prior: a uniform rotation, random torsions, the
     centroid near the box centre) searched from and ranked exactly as molgen's poses are."""
     import torch
@@ -175,7 +177,8 @@ def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box
     space = PoseSpace([Docking(structures[j % len(structures)], pocket, centre) for j in range(POSES)])
     generator = torch.Generator().manual_seed(seed)
     x = space.noise(torch.empty(len(space.batch), 1), generator)
-    x, _ = search(space, x, physics, config=SearchConfig(), generator=generator)
+    config = SearchConfig() if rounds is None else SearchConfig(rounds=rounds)
+    x, _ = search(space, x, physics, config=config, generator=generator)
     positions = list(space.positions(x).detach().split(structures[0].graph.num_atoms))
     ranked = ranked_poses(mol, positions, physics)
     poses = [Chem.Mol(ranked, confId=c.GetId()) for c in ranked.GetConformers()]
@@ -187,9 +190,9 @@ def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box
 GUIDANCE_SWEEP = (0.0, 0.5, 1.0, 2.0, 4.0)
 METHODS = {"vina1": vina_method(1), "vina8": vina_method(8), "vina32": vina_method(32),
            "molgen": molgen_method(), "molgen_raw": molgen_method(refine=False),
-           "molgen_local": molgen_method(rounds=0), "molgen_r40": molgen_method(rounds=40),
+           "molgen_local": molgen_method(rounds=0), "molgen_r20": molgen_method(rounds=20),
            "molgen_etkdg": molgen_method(relaxed=False),
-           "random_opt": random_floor,
+           "random_opt": random_floor, "random_opt_r20": functools.partial(random_floor, rounds=20),
            **{f"molgen_w{w:g}": molgen_method(guidance=w) for w in GUIDANCE_SWEEP},
            **{f"molgen_raw_w{w:g}": molgen_method(guidance=w, refine=False) for w in GUIDANCE_SWEEP}}
 """name -> function(complex, receptor, start_mol, box, seed) -> (ranked poses, cpu seconds);

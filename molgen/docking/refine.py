@@ -95,7 +95,7 @@ class SearchConfig:
     """How `search` refines poses: Monte-Carlo rounds per chain, Adam steps of each local
     optimisation on the grid maps, and of the final one on the exact function."""
 
-    rounds: int = 20
+    rounds: int = 40
     steps: int = 30
     polish_steps: int = 50
 
