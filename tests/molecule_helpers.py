@@ -28,6 +28,17 @@ def shuffled_space(sizes, seed=0):
     return MoleculeSpace(batch[torch.randperm(len(batch), generator=gen(seed))], len(sizes))
 
 
+def unit_scale(net, seed=123):
+    """Weights of scale 1/√fan-in everywhere: EGNN's initial coordinate steps are ~1e-3,
+    which would make equivariance errors, or differences between two implementations, small
+    whether or not they are there."""
+    g = gen(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) / p.shape[-1] ** 0.5)
+    return net
+
+
 def state(space, seed=0, spread=1.5):
     return spread * torch.randn(len(space.batch), POS + F, generator=gen(seed), dtype=f64)
 

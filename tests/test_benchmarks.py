@@ -5,6 +5,7 @@ test_device_step; device_step.py is their helper module, with no command line.)"
 import importlib
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -24,6 +25,7 @@ SCRIPTS = {  # script → its subcommands
     "conformers": [],
     "core_samplers": [],
     "docking": [],
+    "egnn_speed": [],
     "image_fid": ["score", "device"],
     "qm9_conditional": ["regressor", "evaluate"],
     "qm9_generation": ["device", "metrics", "throughput"],
@@ -32,6 +34,8 @@ HELPERS = {"device_step"}
 USER_CACHE = default_cache_dir()  # read before conftest's `cache` fixture points MOLGEN_CACHE elsewhere
 PLATINUM = default_data_root() / "conformers" / "platinum_diverse_2017_01_dev.sdf.gz"
 PDOWNB = default_data_root() / "proteins" / "pdownb_single_chain_40-256.tar.gz"
+EDM_REPO = os.environ.get("MOLGEN_EDM_REPO")
+"""A copy of ehoogeboom/e3_diffusion_for_molecules (checkout or bare git) for egnn_speed."""
 
 
 def bench(script: str, *args) -> subprocess.CompletedProcess:
@@ -90,7 +94,8 @@ def test_core_samplers_tiny_run(tmp_path):
     assert {"settings", "machine", "code", "noise_floor", "grid", "rk45", "total_runtime_s"} <= set(data)
     assert data["settings"]["n"] == 200 and data["settings"]["T"] == 100
     grid = data["grid"]
-    assert len(grid) == 6 and {r["nominal_nfe"] for r in grid} == {5}  # every sampler at NFE 5
+    samplers = load_script("core_samplers").SAMPLERS
+    assert len(grid) == len(samplers) and {r["nominal_nfe"] for r in grid} == {5}  # every sampler at NFE 5
     for row in grid:
         assert row["nfe"] == row["expected_nfe"] and row["nonfinite"] == 0  # Heun: 3 steps, 5 NFE
         assert {"sw", "mmd", "weight_err", "time_s", "per_seed", "config"} <= set(row)
@@ -170,6 +175,27 @@ def test_qm9_generation_throughput_tiny_run(qm9_cache, tmp_path):
         assert row["seconds_per_denoiser_call"] > 0 and row["training_molecules_per_second"] > 0
         assert row["atoms"] > 2 and row["edges"] > 0 and row["parameters"] > 0
     assert data["rows"][0]["parameters"] > 4e6  # the EGNN of experiment=qm9
+    assert_finite(data)
+
+
+@needs_qm9
+@pytest.mark.skipif(not EDM_REPO, reason="egnn_speed needs a copy of EDM's repository (MOLGEN_EDM_REPO)")
+def test_egnn_speed_tiny_run(qm9_cache, tmp_path):
+    out = tmp_path / "egnn_speed.json"
+    assert load_script("egnn_speed").main(["--edm-repo", EDM_REPO, "--batch", "3", "--calls", "2",
+                                           "--sample-batch", "2", "--steps", "2", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert {"edm", "models", "equivalence", "calls", "samples", "goals", "machine"} <= set(data)
+    assert data["equivalence"]["max_abs_diff_x"] < 1e-9 < data["equivalence"]["max_abs_step_x"]
+    assert data["equivalence"]["max_abs_diff_h"] < 1e-9
+    models = data["models"]
+    assert models["molgen_edm_shapes"]["parameters_in_layers"] == models["edm"]["parameters_in_layers"]
+    assert models["molgen"]["parameters_in_layers"] < models["edm"]["parameters_in_layers"]
+    (calls,), (samples,) = data["calls"], data["samples"]
+    assert calls["batch"] == 3 and all(len(v) == 2 for v in calls["cpu"]["seconds_all"].values())
+    assert samples["nfe"] == {"molgen": 2, "molgen_edm_shapes": 2, "edm": 2}
+    for clock in ("wall", "cpu"):
+        assert set(samples[clock]["ratio_vs_edm"]) == {"molgen", "molgen_edm_shapes"}
     assert_finite(data)
 
 

@@ -11,17 +11,7 @@ from molgen.diffusion.spaces import POS, MoleculeSpace
 from molgen.nn.graphs import fully_connected_edges, radius_edges
 from molgen.diffusion.denoiser import graph_denoiser
 
-from molecule_helpers import F, com, f64, gen, shuffled_space, state, symmetry_errors
-
-
-def _generic(net):
-    """Weights of unit scale: EGNN's initial coordinate steps are ~1e-3, which would make the
-    equivariance errors small whether or not the layers are equivariant."""
-    g = gen(123)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) / p.shape[-1] ** 0.5)
-    return net
+from molecule_helpers import F, com, f64, gen, shuffled_space, state, symmetry_errors, unit_scale
 
 
 # ---------------------------------------------------------------------------- the space
@@ -88,7 +78,7 @@ def test_graphs_equal_brute_force():
 @torch.no_grad()
 def test_egnn_is_e3_and_permutation_equivariant(cutoff, proper):
     space = shuffled_space([3, 8, 5])  # the radius graph keeps 24 of the 82 edges
-    net = _generic(EGNN(F, hidden=16, layers=3, cutoff=cutoff)).double()
+    net = unit_scale(EGNN(F, hidden=16, layers=3, cutoff=cutoff)).double()
     x, t = state(space), torch.tensor([0.2, 0.5, 0.9], dtype=f64)
     out, e3_error, perm_error = symmetry_errors(net, space, x, t, proper)
     assert e3_error < 1e-10 and perm_error < 1e-10
