@@ -19,6 +19,7 @@ import torch
 from rdkit import Chem
 from torch import Tensor
 
+from ..diffusion.spaces import segment_sum
 from .pose import TRANSLATION_SCALE, PoseSpace, rotation_from_6d
 from .receptor import Receptor
 from .scoring import VinaGrid, VinaLigand, VinaScore
@@ -137,9 +138,8 @@ def _in_ball(n: int, generator: torch.Generator) -> Tensor:
 def _segment_mean(values: Tensor, heavy: Tensor, space: PoseSpace) -> Tensor:
     """Per complex [B, ...] mean of per-atom values [N, ...] over its heavy atoms."""
     index = space.atom_complex[heavy]
-    total = torch.zeros((space.num_graphs, *values.shape[1:]), dtype=values.dtype, device=values.device)
-    return total.index_add(0, index, values[heavy]) / torch.bincount(index, minlength=space.num_graphs).view(
-        -1, *[1] * (values.dim() - 1))
+    counts = torch.bincount(index, minlength=space.num_graphs).view(-1, *[1] * (values.dim() - 1))
+    return segment_sum(values[heavy], index, space.num_graphs) / counts
 
 
 def _rodrigues(v: Tensor) -> Tensor:
@@ -185,14 +185,16 @@ class Physics:
 
     def energy(self, positions: Tensor) -> Tensor:
         """inter + intra + the box penalty [B] of poses (all atoms' positions [B·N, 3])."""
-        heavy = self.heavy(positions)
-        return self.score.energy(heavy, self.ligand) + box_penalty(heavy, self.centre, self.size)
+        return self._energy(positions, self.score.inter)
 
     def grid_energy(self, positions: Tensor) -> Tensor:
         """`energy` with inter from the grid maps: within about 1 kcal/mol, a hundred times
         cheaper."""
+        return self._energy(positions, self.grid.inter)
+
+    def _energy(self, positions: Tensor, inter: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
         heavy = self.heavy(positions)
-        return self.grid.inter(heavy, self.ligand.types) + \
+        return inter(heavy, self.ligand.types) + \
             self.score.intra(heavy, self.ligand.types, self.ligand.pairs) + \
             box_penalty(heavy, self.centre, self.size)
 
