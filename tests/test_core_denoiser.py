@@ -103,6 +103,17 @@ def test_exact_model_has_the_smallest_loss_and_loss_is_per_sample():
         l_wrong = diffusion_loss(wrong, x0, t=t, noise=noise, target=target, weighting=weighting)
         assert l_exact.shape == (4096,)
         assert float(l_exact.mean()) < float(l_wrong.mean())
+    # an auxiliary term sees (x̂_0, x_0, t) and adds per sample
+    seen = {}
+
+    def auxiliary(x0_hat, x0_true, tt):
+        seen.update(x0_hat=x0_hat, x0=x0_true, t=tt)
+        return (x0_hat - x0_true).square().sum(-1)
+
+    plain = diffusion_loss(wrong, x0, t=t, noise=noise, target="v")
+    total = diffusion_loss(wrong, x0, t=t, noise=noise, target="v", auxiliary=auxiliary)
+    assert seen["x0"] is x0 and torch.equal(seen["t"], t)
+    torch.testing.assert_close(total - plain, (seen["x0_hat"] - x0).square().sum(-1))
 
 
 def test_cfg_is_one_batched_forward_with_the_seed_formula():

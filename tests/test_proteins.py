@@ -128,21 +128,56 @@ def randomized(net):
 
 
 def test_backbone_net_is_se3_but_not_e3_equivariant():
-    from molgen.nn.backbone import BackboneNet
+    """Rotating and shifting the noisy trace moves the predicted trace with it, whatever frame
+    the motif condition comes in; a mirrored trace (and motif) does not give the mirror
+    image."""
+    from molgen.nn.backbone import MOTIF_COLUMNS, BackboneNet
 
     torch.manual_seed(0)
     space = MoleculeSpace.from_sizes([9, 14])
     x = space.project(torch.randn(23, 3, dtype=torch.float64))
     t = torch.tensor([0.3, 0.7], dtype=torch.float64)
-    net = randomized(BackboneNet(hidden=16, layers=2, neighbours=5)).double().requires_grad_(False)
-    out = net(x, t, space=space)
+    net = randomized(BackboneNet(hidden=16, layers=2, neighbours=5, cond_dim=3, motif_length=20))
+    net = net.double().requires_grad_(False)
+    motif = torch.zeros(2, 20, MOTIF_COLUMNS, dtype=torch.float64)
+    motif[1, 3:9, 0] = 1.0
+    motif[1, 3:9, 1:] = torch.randn(6, 3, dtype=torch.float64)
+    sse = torch.tensor([[0.3, 0.2, 1.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+
+    def cond(frame):
+        moved = motif.clone()
+        moved[..., 1:] = motif[..., 1:] @ frame.T
+        return torch.cat([sse, moved.reshape(2, -1)], -1)
+
+    eye = torch.eye(3, dtype=torch.float64)
+    out = net(x, t, cond(eye), space=space)
     q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
     q = q * torch.sign(torch.det(q))  # a proper rotation
+    p, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
     shift = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
-    torch.testing.assert_close(net(x @ q.T + shift, t, space=space), out @ q.T, atol=1e-10, rtol=0)
+    p = p * torch.sign(torch.det(p))  # the motif in another frame
+    torch.testing.assert_close(net(x @ q.T + shift, t, cond(p), space=space), out @ q.T,
+                               atol=1e-10, rtol=0)
     mirror = torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
-    mirrored = net(x @ mirror, t, space=space)
+    mirrored = net(x @ mirror, t, cond(mirror), space=space)
     assert float((mirrored - out @ mirror).norm() / out.norm()) > 0.05
+    # the motif is read: without it the second chain's prediction changes
+    no_motif = torch.cat([sse, torch.zeros(2, 20 * MOTIF_COLUMNS, dtype=torch.float64)], -1)
+    assert not torch.allclose(net(x, t, no_motif, space=space)[9:], out[9:])
+
+
+def test_chain_frames_rotate_and_their_normal_does_not_mirror():
+    from molgen.nn.backbone import chain_frames
+
+    trace = torch.from_numpy(ideal_helix(6))
+    rank, sizes = torch.arange(6), torch.full((6,), 6)
+    frames = chain_frames(trace, rank, sizes)
+    assert torch.allclose(frames[2].norm(dim=-1), torch.ones(3, dtype=torch.float64))
+    assert torch.all(frames[0, 1] == 0) and torch.all(frames[5, 0] == 0)  # chain ends
+    mirror = torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
+    flipped = chain_frames(trace @ mirror, rank, sizes)
+    torch.testing.assert_close(flipped[:, :2], frames[:, :2] @ mirror)
+    torch.testing.assert_close(flipped[1:5, 2], -(frames[1:5, 2] @ mirror))
 
 
 def test_chain_edges_and_local_geometry():
@@ -178,6 +213,23 @@ def test_tiny_model_trains_and_the_cli_writes_a_pdb(tmp_path, capsys):
                  "-o", str(tmp_path / "no.pdb")]) == 2
     assert "chain length must be in 10..256" in capsys.readouterr().err
     assert not (tmp_path / "no.pdb").exists()
+    # scaffolding a motif cut from the chains just written, by condition and by inpainting
+    for extra in ([], ["--inpaint"]):
+        code = main(["backbones", "--checkpoint", str(run / "checkpoint.pt"), "-n", "2", "--length",
+                     "30", "--motif", f"{out}:A3-9", "--motif-start", "4", "-o", str(tmp_path / "m.pdb"),
+                     *extra])
+        assert code == 0 and "motif rmsd" in capsys.readouterr().out
+    structure = PDBParser(QUIET=True).get_structure("m", str(tmp_path / "m.pdb"))
+    from molgen.proteins.motif import motif_rmsd, read_motif
+
+    motif = read_motif(f"{out}:A3-9")
+    assert motif_rmsd(traces_of(structure)[1], motif, np.arange(4, 11)) < 1e-2  # inpainted: in place
+    for args, message in [(["--motif", f"{out}:A20-40"], "no residue 26..40"),
+                          (["--motif", f"{out}:A3-9", "--motif-start", "25"], "does not fit"),
+                          (["--inpaint"], "--inpaint needs --motif")]:
+        assert main(["backbones", "--checkpoint", str(run / "checkpoint.pt"), "--length", "30",
+                     "-o", str(tmp_path / "no.pdb"), *args]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "no.pdb").exists()
 
 
 @needs_pdownb
@@ -211,3 +263,126 @@ def test_the_shipped_model_generates_backbones_without_data():
     assert [len(t) for t in traces_of(structure)] == [20, 24]
     with pytest.raises(ValueError, match="chain length must be in 10..256"):
         generate_backbones(400)
+
+
+# -- motif scaffolding ---------------------------------------------------------------------------
+
+def test_motif_reader_placement_and_rmsd(tmp_path):
+    from molgen.proteins.motif import Motif, motif_rmsd, read_motif
+
+    helix = ideal_helix(30)
+    write_pdb(tmp_path / "h.pdb", to_structure([helix]))  # residues numbered 1 … 30, chain A
+    motif = read_motif(f"{tmp_path / 'h.pdb'}:A5-12,A20-22")
+    assert np.allclose(motif.positions, np.concatenate([helix[4:12], helix[19:22]]), atol=1e-3)
+    assert motif.offsets.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17] and motif.span == 18
+    assert motif.placed(40).tolist()[0] == 11 and motif.placed(40, 0).tolist()[-1] == 17
+    # RMSD after a proper superposition: 0 for a moved copy, > 0 for the mirror image
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))
+    q *= np.sign(np.linalg.det(q))
+    chain = np.zeros((40, 3))
+    chain[motif.placed(40)] = motif.positions @ q.T + 5.0
+    assert motif_rmsd(chain, motif, motif.placed(40)) < 1e-6
+    assert motif_rmsd(chain * [1, 1, -1], motif, motif.placed(40)) > 1.0
+    for spec, message in [(f"{tmp_path / 'h.pdb'}:B1-5", "no protein chain B"),
+                          (f"{tmp_path / 'h.pdb'}:A25-35", "no residue 31..35"),
+                          (f"{tmp_path / 'h.pdb'}:A5to9", "not CHAIN FIRST-LAST"),
+                          (f"{tmp_path / 'h.pdb'}:A9-12,A5-7", "out of order"),
+                          ("A5-9", "expected FILE:SEGMENTS"),
+                          (f"{tmp_path / 'missing.pdb'}:A1-5", "no such file")]:
+        with pytest.raises(ProteinInputError, match=message):
+            read_motif(spec)
+    with pytest.raises(ValueError, match="longer than the chain"):
+        motif.placed(15)
+    with pytest.raises(ValueError, match="does not fit"):
+        motif.placed(30, 20)
+    with pytest.raises(ValueError, match="at least 3 residues"):
+        Motif(helix[:2], [0, 1])
+
+
+def test_inpainting_puts_the_motif_into_each_prediction():
+    """Whatever the inner denoiser predicts, the motif rows of x̂0 are the motif superposed
+    on them, x̂0 stays CoM-free, and (x̂0, ε̂) stay consistent with x_t."""
+    from molgen.diffusion import CosineSchedule, Denoiser
+    from molgen.proteins.motif import InpaintingDenoiser, Motif, motif_rmsd
+
+    torch.manual_seed(0)
+    space = MoleculeSpace.from_sizes([12, 15])
+    inner = Denoiser(lambda x, t: torch.sin(3 * x), CosineSchedule(), "x0", space)
+    motif = Motif(ideal_helix(5) / 10, np.arange(5))
+    known, target = torch.zeros(27, dtype=torch.bool), torch.zeros(27, 3, dtype=torch.float64)
+    for first in (3, 12 + 7):
+        known[first:first + 5] = True
+        target[first:first + 5] = torch.from_numpy(motif.positions)
+    denoiser = InpaintingDenoiser(inner, known, target)
+    x = space.project(torch.randn(27, 3, dtype=torch.float64))
+    t = torch.tensor([0.4, 0.4], dtype=torch.float64)
+    x0, eps = denoiser(x, t)
+    for trace, first in zip(space.unbatch(x0), (3, 7)):
+        assert motif_rmsd(trace.numpy(), motif, np.arange(first, first + 5)) < 1e-8
+    alpha, sigma = denoiser.scales(t, x)
+    torch.testing.assert_close(alpha * x0 + sigma * eps, x)
+    torch.testing.assert_close(space.project(x0), x0)
+
+
+@needs_pdownb
+def test_motif_batches_and_motif_conditions():
+    from molgen.nn.backbone import MOTIF_COLUMNS
+    from molgen.proteins.task import BackboneConfig, BackboneTask
+
+    task = BackboneTask(BackboneConfig(name="backbones", hidden=8, layers=1, neighbours=4, crop=40,
+                                       min_length=30, max_length=64, sample_batch=4,
+                                       condition="sse", motif=0.5, cond_drop=0.2))
+    assert task.cond_dim == 3 + 64 * MOTIF_COLUMNS
+    batch = task.batch(64, torch.Generator().manual_seed(0))
+    blocks = batch.cond[:, 3:].reshape(64, 64, MOTIF_COLUMNS)
+    with_motif = blocks[:, :, 0].sum(1) > 0
+    assert 15 < int(with_motif.sum()) < 35  # ≈ 0.5 · 0.8 of 64
+    sse_null = batch.cond[:, 2] == 0
+    assert bool((with_motif & sse_null).any()) and bool((with_motif & ~sse_null).any())
+    for b in torch.nonzero(with_motif).squeeze(1).tolist():  # motif = the chain's own residues
+        rows = batch.space.unbatch(batch.x0)[b]
+        at = torch.nonzero(blocks[b, :, 0]).squeeze(1)
+        assert 3 <= len(at) <= 0.5 * len(rows) + 3
+        got, want = rows[at], blocks[b, at, 1:]
+        torch.testing.assert_close(torch.cdist(got, got), torch.cdist(want, want), atol=1e-5, rtol=0)
+        assert float(want.mean(0).abs().max()) < 1e-5 and float(want.abs().max()) < 10 * task.cfg.scale * len(at)
+
+
+def test_local_distance_loss_is_zero_at_the_truth_and_measures_distances_in_angstrom():
+    from molgen.proteins.task import LOCAL_T, BackboneConfig, BackboneTask
+
+    task = BackboneTask(BackboneConfig(name="backbones", hidden=8, layers=1, neighbours=4, crop=40,
+                                       min_length=30, max_length=64, sample_batch=4, scale=0.25,
+                                       local_loss=2.0))
+    space = MoleculeSpace.from_sizes([30, 12])
+    x0 = space.project(torch.from_numpy(np.concatenate([ideal_helix(30), ideal_strand(12)])) * 0.25)
+    t = torch.tensor([0.1, 0.1], dtype=torch.float64)
+    assert torch.equal(task.auxiliary_loss(x0, x0, t, space=space), torch.zeros(2, dtype=torch.float64))
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
+    torch.testing.assert_close(task.auxiliary_loss(x0 @ q.T, x0, t, space=space), torch.zeros(2, dtype=torch.float64))
+    stretched = x0.clone()
+    stretched[30:] = x0[30:] * 1.1  # the strand 10% larger: its pair distances 10% longer
+    loss = task.auxiliary_loss(stretched, x0, t, space=space)
+    assert loss[0] == 0 and loss[1] > 0
+    rows = x0[30:] / 0.25
+    d = torch.cdist(rows, rows)
+    near = (d < 8.0) & (d > 0)
+    torch.testing.assert_close(loss[1], 2.0 * (0.1 * d[near]).square().mean())
+    assert torch.all(task.auxiliary_loss(stretched, x0, torch.full((2,), LOCAL_T), space=space) == 0)
+    mixed = task.auxiliary_loss(x0 * 1.1, x0, torch.tensor([0.5, 0.1], dtype=torch.float64), space=space)
+    assert mixed[0] == 0 and mixed[1] == loss[1]
+
+
+def test_a_model_without_motifs_scaffolds_only_by_inpainting():
+    from molgen.diffusion import SamplerConfig
+    from molgen.proteins.motif import Motif
+    from molgen.proteins.task import BackboneConfig, BackboneTask
+
+    task = BackboneTask(BackboneConfig(name="backbones", hidden=8, layers=1, neighbours=4, crop=40,
+                                       min_length=30, max_length=64, sample_batch=4))
+    motif = Motif(ideal_helix(6), np.arange(6))
+    with pytest.raises(ValueError, match="trained without motifs"):
+        task.sample(None, SamplerConfig(), torch.tensor([30]), seed=0, motif=motif)
+    with pytest.raises(ValueError, match="does not fit"):
+        task.sample(None, SamplerConfig(), torch.tensor([30]), seed=0, motif=motif, motif_start=26,
+                    inpaint=True)

@@ -42,11 +42,13 @@ class ProteinInputError(ValueError):
 
 @dataclass
 class Chain:
-    """One chain: its name (file stem and chain ID), residue names and Cα positions [L, 3]."""
+    """One chain: its name (file stem and chain ID), residue names and Cα positions [L, 3],
+    and the residues' numbers in the file (when read from one; the PDownB cache keeps none)."""
 
     name: str
     residues: list[str]
     ca: np.ndarray
+    numbers: list[int] | None = None
 
     def segments(self, min_length: int = 1) -> list[np.ndarray]:
         """The contiguous pieces of the trace (cut where consecutive Cα are > BREAK apart)
@@ -79,14 +81,16 @@ def read_chains(source, name: str | None = None, fmt: str | None = None) -> list
     models = list(structure)
     chains = []
     for chain in (models[0] if models else []):
-        residues, ca = [], []
+        residues, ca, numbers = [], [], []
         for residue in chain:
             resname = MODIFIED.get(residue.get_resname(), residue.get_resname())
             if resname in AMINO_ACIDS and "CA" in residue:
                 residues.append(resname)
                 ca.append(residue["CA"].get_coord())
+                numbers.append(residue.get_id()[1])
         if residues:
-            chains.append(Chain(f"{name}_{chain.id}", residues, np.asarray(ca, dtype=np.float64)))
+            chains.append(Chain(f"{name}_{chain.id}", residues, np.asarray(ca, dtype=np.float64),
+                                numbers))
     if not chains:
         raise ProteinInputError(f"{name}: no protein chain (no amino-acid residue with a CA atom)")
     return chains

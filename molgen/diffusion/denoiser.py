@@ -94,8 +94,9 @@ def graph_denoiser(net, schedule: NoiseSchedule, space, prediction: str = "eps")
     return Denoiser(functools.partial(net, space=space), schedule, prediction, space)
 
 
-class _Wrapper:
-    """A denoiser around another one: exposes its schedule, space and scales."""
+class DenoiserWrapper:
+    """A denoiser around another one (guidance, counting, inpainting): exposes its schedule,
+    space and scales; a subclass defines __call__(x, t, cond)."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -108,7 +109,7 @@ class _Wrapper:
         return self.inner.scales(t, x)
 
 
-class CFGDenoiser(_Wrapper):
+class CFGDenoiser(DenoiserWrapper):
     """Classifier-free guidance (Ho & Salimans 2022), in the convention
 
         ε̃ = (1 + w) ε(x, c) − w ε(x, ∅),
@@ -137,7 +138,7 @@ class CFGDenoiser(_Wrapper):
         return (1 + w) * x0_c - w * x0_u, (1 + w) * eps_c - w * eps_u
 
 
-class ClassifierGuidedDenoiser(_Wrapper):
+class ClassifierGuidedDenoiser(DenoiserWrapper):
     """Classifier guidance (Dhariwal & Nichol 2021): ε̃ = ε − w σ_t ∇_x log p(c | x_t).
 
     `log_prob(x, t)` returns the differentiable log-probability [B] of the wanted condition.
@@ -167,19 +168,13 @@ def drop_condition(cond: Tensor, null_cond, p: float = 0.1,
     return torch.where(drop.reshape(-1, *([1] * (cond.ndim - 1))), null, cond)
 
 
-class CountingDenoiser:
+class CountingDenoiser(DenoiserWrapper):
     """Wraps a denoiser and counts its calls in `nfe` (one call = one NFE for the whole batch;
     a guided call, conditional and null in one batch, counts once: double it for CFG)."""
 
     def __init__(self, inner):
-        self.inner, self.schedule, self.space = inner, inner.schedule, inner.space
+        super().__init__(inner)
         self.nfe = 0
-
-    def times(self, t, x):
-        return self.inner.times(t, x)
-
-    def scales(self, t, x):
-        return self.inner.scales(t, x)
 
     def __call__(self, x, t, cond=None):
         self.nfe += 1

@@ -11,6 +11,8 @@ so a weighting is written as a weight w(t) on ‖δ‖² and divided by the targ
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
@@ -57,9 +59,12 @@ def loss_weight(schedule: NoiseSchedule, t: Tensor, *, target: str, weighting: s
 
 def diffusion_loss(denoiser, x0: Tensor, *, cond=None, target: str = "eps",
                    weighting: str = "none", gamma: float = 5.0, t: Tensor | None = None,
-                   noise: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+                   noise: Tensor | None = None, generator: torch.Generator | None = None,
+                   auxiliary: Callable | None = None) -> Tensor:
     """Per-sample loss [B]: the weighted mean squared error of the target over the dimensions
-    of the space, at times t (drawn by the schedule if not given) and noise ε."""
+    of the space, at times t (drawn by the schedule if not given) and noise ε, plus
+    auxiliary(x̂_0, x_0, t) [B] when given (a task's own terms on the prediction, such as
+    distances between atoms)."""
     schedule, space = denoiser.schedule, denoiser.space
     if t is None:
         t = schedule.sample_t(space.batch_size(x0), generator, x0.device)
@@ -72,4 +77,5 @@ def diffusion_loss(denoiser, x0: Tensor, *, cond=None, target: str = "eps",
     pred = from_x0_eps(x0_hat, eps_hat, target, alpha=alpha, sigma=sigma)
     true = from_x0_eps(x0, noise, target, alpha=alpha, sigma=sigma)
     mse = space.sum((pred - true) ** 2) / space.dim(x0)
-    return loss_weight(schedule, t, target=target, weighting=weighting, gamma=gamma) * mse
+    loss = loss_weight(schedule, t, target=target, weighting=weighting, gamma=gamma) * mse
+    return loss if auxiliary is None else loss + auxiliary(x0_hat, x0, t)

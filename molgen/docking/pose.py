@@ -29,6 +29,7 @@ from torch import Tensor
 from ..conformers.model import Conformer, ConformerSpace
 from ..conformers.torsions import dihedrals
 from ..diffusion.spaces import GraphSpace, segment_sum
+from ..metrics.stats import kabsch
 
 TRANSLATION_SCALE = 4.0
 """Å per unit of τ: ligand centroids within a few Å of the box centre are O(1) states."""
@@ -58,13 +59,6 @@ def rotation_from_6d(r: Tensor) -> Tensor:
     b = b - (e1 * b).sum(-1, keepdim=True) * e1
     e2 = b / b.norm(dim=-1, keepdim=True).clamp_min(1e-8)
     return torch.stack([e1, e2, torch.linalg.cross(e1, e2)], dim=-1)
-
-
-def kabsch(source: Tensor, target: Tensor) -> Tensor:
-    """The proper rotation R [3, 3] minimising Σ |R s_i − t_i|² for centred points [n, 3]."""
-    u, _, vt = torch.linalg.svd(target.double().T @ source.double())
-    d = torch.sign(torch.linalg.det(u @ vt))
-    return (u @ torch.diag(torch.stack([torch.ones_like(d), torch.ones_like(d), d])) @ vt).to(source.dtype)
 
 
 @dataclass

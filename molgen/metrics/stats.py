@@ -1,4 +1,5 @@
-"""Distances between sample sets, for judging samplers against a known distribution."""
+"""Distances between sample sets, for judging samplers against a known distribution, and the
+superposition of point sets (`kabsch`)."""
 from __future__ import annotations
 
 import torch
@@ -32,3 +33,10 @@ def sliced_wasserstein(x: Tensor, y: Tensor, projections: int = 256,
     dirs = dirs / dirs.norm(dim=0, keepdim=True)
     px, py = (x @ dirs).sort(0).values, (y @ dirs).sort(0).values
     return float((px - py).abs().mean())
+
+
+def kabsch(source: Tensor, target: Tensor) -> Tensor:
+    """The proper rotation R [3, 3] minimising Σ |R s_i − t_i|² for centred points [n, 3]."""
+    u, _, vt = torch.linalg.svd(target.double().T @ source.double())
+    d = torch.sign(torch.linalg.det(u @ vt))
+    return (u @ torch.diag(torch.stack([torch.ones_like(d), torch.ones_like(d), d])) @ vt).to(source.dtype)

@@ -47,7 +47,8 @@ def _default_model() -> BackboneModel:
 def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | None = None,
                        sampler: str | None = None, steps: int | None = None, seed: int = 0,
                        helix: float | None = None, strand: float | None = None,
-                       guidance: float | None = None, progress: bool = False):
+                       guidance: float | None = None, motif=None, motif_start: int | None = None,
+                       inpaint: bool = False, progress: bool = False):
     """Cα traces of one chain per entry of `lengths` (an int: one chain), as one Bio.PDB
     Structure with a model per chain: chain A of glycines holding their CA atoms (Å).
     molgen.data.proteins.write_pdb writes it as a multi-model PDB, traces_of reads the
@@ -57,9 +58,16 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
     the model's; model: a BackboneModel or a checkpoint path, by default the shipped one.
     helix, strand: the fractions of residues in helices and strands (P-SEA) that a
     secondary-structure-conditioned model aims at (default: those of a training chain of
-    about the same length); guidance: the classifier-free guidance scale w toward them, in
-    ε̃ = (1 + w) ε(x, c) − w ε(x, ∅) (0: none; default the model's)."""
+    about the same length, unless a motif is given); guidance: the classifier-free guidance
+    scale w toward the condition (targets and motif), in ε̃ = (1 + w) ε(x, c) − w ε(x, ∅)
+    (0: none; default the model's).
+
+    motif: scaffold every chain around a motif (molgen.proteins.motif.Motif, or a spec
+    'file.pdb:A10-25[,A30-34]' that `read_motif` reads), placed from residue motif_start
+    (0-based; default centred); as the model's condition (a model trained with task.motif
+    > 0), or with inpaint=True by replacement (any model)."""
     from ..data.proteins import to_structure
+    from .motif import read_motif
 
     lengths = [lengths] if isinstance(lengths, int) else list(lengths)
     if not lengths or not all(isinstance(n, int) for n in lengths):
@@ -70,7 +78,10 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
     config.update({k: v for k, v in (("kind", sampler), ("steps", steps),
                                      ("guidance_scale", guidance)) if v is not None})
     counts = torch.tensor([model.task.chain_lengths(1, seed, n)[0] for n in lengths])
+    if isinstance(motif, str):
+        motif = read_motif(motif)
     with torch.no_grad():
         traces = model.task.sample(model.denoiser_for, SamplerConfig.from_dict(config), counts,
-                                   seed=seed, helix=helix, strand=strand, progress=progress)
+                                   seed=seed, helix=helix, strand=strand, motif=motif,
+                                   motif_start=motif_start, inpaint=inpaint, progress=progress)
     return to_structure(traces)

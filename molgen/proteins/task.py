@@ -4,17 +4,26 @@ PDownB chains (molgen.data.proteins, train split).
 A training example is a window of `crop` consecutive residues (or the whole segment when it
 is shorter) from a contiguous segment of a training chain, drawn by the step's generator
 with probability proportional to the segment's length; its state is the window's Cα
-positions times SCALE, centred (a `MoleculeSpace` without features).  The checkpoint keeps
-the lengths of the training windows, from which sampling draws chain lengths.
+positions times `scale` (state units per Å), centred (a `MoleculeSpace` without features).
+The checkpoint keeps the lengths of the training windows, from which sampling draws chain
+lengths.
 
 Secondary-structure conditioning (`task.condition: sse`, classifier-free guidance): a
 window's condition is c = (helix fraction, strand fraction, 1) by P-SEA
-(molgen.metrics.backbones) on its whole segment, replaced by the null condition (0, 0, 0)
-with probability cond_drop.  Unless given, a sample's targets are those of a training segment
-of about its length (the checkpoint keeps every segment's length and fractions).
+(molgen.metrics.backbones) on its whole segment.  Unless given, a sample's targets are those
+of a training segment of about its length (the checkpoint keeps every segment's length and
+fractions).
+
+Motif conditioning (`task.motif` > 0, scaffolding; molgen.proteins.motif): with that
+probability a window carries a motif, 1 to MOTIF_SPANS spans of its own residues covering
+MOTIF_FRACTION of it, as the network's motif block (molgen.nn.backbone.BackboneNet).  The
+SSE target and the motif are each replaced by their null (zeros) with probability cond_drop,
+independently, so that the network learns every combination, and all zeros (the null
+condition of classifier-free guidance) among them.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -25,15 +34,24 @@ from torch import Tensor, nn
 
 from ..diffusion import (Denoiser, MoleculeSpace, SamplerConfig, drop_condition, graph_denoiser,
                          sample_in_batches)
+from ..diffusion.spaces import segment_sum
+from ..nn.backbone import MOTIF_COLUMNS
 from ..train.task import Batch
 
-SCALE = 0.1
-"""State units per Å: coordinates in nm, so that chains of 40–256 residues (Rg 10–18 Å) are
-O(1) beside the unit noise."""
 MIN_LENGTH = 10
 """The shortest chain a model samples (a trace needs a few residues for its local geometry)."""
-NULL_CONDITION = (0.0, 0.0, 0.0)
-"""The condition of 'no target': a real one is (helix fraction, strand fraction, 1)."""
+SSE_COLUMNS = 3
+"""A secondary-structure target: (helix fraction, strand fraction, 1)."""
+NULL_CONDITION = 0.0
+"""The condition of 'no target' (every column 0; a real SSE target ends in 1, a motif
+residue has its flag 1)."""
+LOCAL_PAIRS = 8.0
+LOCAL_T = 0.25
+"""The local-distance loss: residue pairs closer than LOCAL_PAIRS Å in the true chain, at
+times t < LOCAL_T."""
+MOTIF_SPANS = 3
+MOTIF_FRACTION = (0.1, 0.4)
+"""A training motif: 1 to MOTIF_SPANS spans covering this fraction of the window."""
 CONDITIONS = ("", "sse")
 SIMILAR = 50
 """Drawn targets come from one of the SIMILAR training segments nearest in length."""
@@ -44,12 +62,16 @@ class BackboneConfig:
     name: str = MISSING
     hidden: int = MISSING        # BackboneNet width
     layers: int = MISSING        # EGNN layers
+    coords_range: float = 15.0   # bound on the EGNN layers' summed coordinate steps
+    scale: float = 0.25          # state units per Å
+    local_loss: float = 1.0      # weight of the local-distance loss (auxiliary_loss; 0: none)
     neighbours: int = MISSING    # nearest residues in space each residue hears (plus ±2 along the chain)
     crop: int = MISSING          # longest training window (residues)
     min_length: int = MISSING    # shortest training segment (residues)
     max_length: int = MISSING    # longest chain the model samples
     sample_batch: int = MISSING  # chains per sampling batch
     condition: str = ""          # "" (unconditional) or "sse": helix and strand fractions
+    motif: float = 0.0           # p of a motif condition per training window (0: none)
     cond_drop: float = 0.1       # p of the null condition in training (classifier-free guidance)
 
 
@@ -65,11 +87,15 @@ class BackboneTask:
         if not MIN_LENGTH <= cfg.min_length <= cfg.crop <= cfg.max_length:
             raise ValueError(f"task: need {MIN_LENGTH} <= min_length <= crop <= max_length, got "
                              f"{cfg.min_length}, {cfg.crop}, {cfg.max_length}")
+        if not (0 < cfg.scale < math.inf and 0 < cfg.coords_range < math.inf
+                and 0 <= cfg.local_loss < math.inf):
+            raise ValueError(f"task: need finite scale > 0, coords_range > 0 and local_loss >= 0, got "
+                             f"{cfg.scale}, {cfg.coords_range}, {cfg.local_loss}")
         if cfg.sample_batch < 1:
             raise ValueError(f"task.sample_batch must be >= 1, got {cfg.sample_batch}")
-        if cfg.condition not in CONDITIONS or not 0 <= cfg.cond_drop <= 1:
-            raise ValueError(f"task.condition must be one of {CONDITIONS} and cond_drop in [0, 1], "
-                             f"got {cfg.condition!r}, {cfg.cond_drop}")
+        if cfg.condition not in CONDITIONS or not 0 <= cfg.cond_drop <= 1 or not 0 <= cfg.motif <= 1:
+            raise ValueError(f"task.condition must be one of {CONDITIONS}, cond_drop and motif in "
+                             f"[0, 1], got {cfg.condition!r}, {cfg.cond_drop}, {cfg.motif}")
         self.cfg, self._segments = cfg, None
         self.lengths: Tensor | None = None  # training windows per length [max_length + 1]
         self.composition: Tensor | None = None  # per segment: length, helix and strand fractions
@@ -98,13 +124,57 @@ class BackboneTask:
 
     @property
     def cond_dim(self) -> int:
-        return len(NULL_CONDITION) if self.cfg.condition else 0
+        """Columns of a chain's condition: the SSE target, then the motif block."""
+        return self.sse_columns + MOTIF_COLUMNS * self.motif_length
+
+    @property
+    def sse_columns(self) -> int:
+        return SSE_COLUMNS if self.cfg.condition else 0
+
+    @property
+    def motif_length(self) -> int:
+        """Residue positions of the motif block (0: the model takes no motif)."""
+        return self.cfg.max_length if self.cfg.motif else 0
 
     def build_model(self) -> nn.Module:
         from ..nn.backbone import BackboneNet
 
         return BackboneNet(self.cfg.hidden, self.cfg.layers, self.cfg.neighbours,
-                           cond_dim=self.cond_dim)
+                           cond_dim=self.sse_columns, motif_length=self.motif_length,
+                           coords_range=self.cfg.coords_range, angstrom=self.cfg.scale)
+
+    def conditions(self, n: int, sse: Tensor | None = None, motifs=None) -> Tensor | None:
+        """Conditions [n, cond_dim] of n chains: SSE targets sse [n, SSE_COLUMNS] (`encode`;
+        None: null) and motif blocks from motifs, one (residue indices [M], positions [M, 3]
+        in state units) or None per chain; None for a model without conditions."""
+        if not self.cond_dim:
+            return None
+        parts = []
+        if self.sse_columns:
+            parts.append(sse if sse is not None else torch.zeros(n, SSE_COLUMNS))
+        if self.motif_length:
+            block = torch.zeros(n, self.motif_length, MOTIF_COLUMNS)
+            for i, motif in enumerate(motifs or []):
+                if motif is not None:
+                    at, positions = motif
+                    positions = torch.as_tensor(positions, dtype=torch.float32)
+                    block[i, at, 0] = 1.0
+                    block[i, at, 1:] = positions - positions.mean(0)  # any frame: centred
+            parts.append(block.reshape(n, -1))
+        return torch.cat(parts, -1)
+
+    def training_motif(self, length: int, generator: torch.Generator) -> Tensor | None:
+        """Residue indices of a window's motif, or None (probability 1 − cfg.motif)."""
+        if not self.cfg.motif or float(torch.rand((), generator=generator)) >= self.cfg.motif:
+            return None
+        spans = int(torch.randint(1, MOTIF_SPANS + 1, (), generator=generator))
+        lo, hi = MOTIF_FRACTION
+        covered = lo + (hi - lo) * float(torch.rand((), generator=generator))
+        size = max(3, round(covered * length / spans))
+        mask = torch.zeros(length, dtype=torch.bool)
+        for start in torch.randint(length - size + 1, (spans,), generator=generator).tolist():
+            mask[start:start + size] = True
+        return torch.nonzero(mask).squeeze(1)
 
     def batch(self, n: int, generator: torch.Generator) -> Batch:
         segments = self.segments()
@@ -118,13 +188,55 @@ class BackboneTask:
             windows.append(torch.as_tensor(segment[start:start + size], dtype=torch.float32))
         space = MoleculeSpace.from_sizes([len(w) for w in windows])
         cond = None
-        if self.cfg.condition:
-            cond = drop_condition(encode(self.segment_composition()[picks, 1:]), NULL_CONDITION,
-                                  self.cfg.cond_drop, generator)
-        return Batch(space.project(torch.cat(windows) * SCALE), space, cond)
+        if self.cond_dim:
+            sse = None
+            if self.sse_columns:
+                sse = drop_condition(encode(self.segment_composition()[picks, 1:]), NULL_CONDITION,
+                                     self.cfg.cond_drop, generator)
+            motifs = []
+            for window in windows:
+                at = self.training_motif(len(window), generator)
+                motifs.append(None if at is None else (at, window[at] * self.cfg.scale))
+            cond = self.conditions(n, sse, motifs)
+            if self.motif_length:  # the motif's own null, drawn apart from the SSE target's
+                cond[:, self.sse_columns:] = drop_condition(cond[:, self.sse_columns:], NULL_CONDITION,
+                                                            self.cfg.cond_drop, generator)
+        return Batch(space.project(torch.cat(windows) * self.cfg.scale), space, cond)
 
     def denoiser(self, net, schedule, prediction: str, space) -> Denoiser:
-        return graph_denoiser(net, schedule, space, prediction)
+        """x̂_0 = α(t) x_t + Δ with Δ the network's output (molgen.nn.backbone); the
+        parameterization is x0, so diffusion.prediction must say so."""
+        if prediction != "x0":
+            raise ValueError(f"the backbone model predicts x0 = α(t) x_t + net(x_t): "
+                             f"diffusion.prediction must be x0, got {prediction!r}")
+
+        def x0(x: Tensor, t: Tensor, cond: Tensor | None = None, *, space: MoleculeSpace) -> Tensor:
+            alpha = space.expand(schedule.alpha(t), x).to(x.dtype)
+            return alpha * x + (net(x, t, space=space) if cond is None else net(x, t, cond, space=space))
+
+        return graph_denoiser(x0, schedule, space, prediction)
+
+    def auxiliary_loss(self, x0_hat: Tensor, x0: Tensor, t: Tensor, *, space: MoleculeSpace) -> Tensor:
+        """Per chain [B]: cfg.local_loss times the mean squared error (Å²) of the distances
+        between residues within LOCAL_PAIRS Å of each other in the true chain, at t < LOCAL_T
+        (0 elsewhere), as FrameDiff's auxiliary distance loss (Yim et al. 2023): the
+        diffusion loss alone weighs the few-tenths-of-an-Å repairs of local geometry that
+        near-clean states need too little against the shape of the chain."""
+        from ..nn.graphs import fully_connected_edges
+
+        index, num = space.index(x0), space.batch_size(x0)
+        active = t < LOCAL_T
+        rows = torch.nonzero(active[index]).squeeze(1)  # only chains that take the loss
+        chains, local = torch.unique(index[rows], return_inverse=True)
+        src, dst = rows[fully_connected_edges(local, len(chains))]
+        true = (x0[src] - x0[dst]).norm(dim=-1) / self.cfg.scale
+        near = true < LOCAL_PAIRS
+        src, dst, true = src[near], dst[near], true[near]
+        made = (x0_hat[src] - x0_hat[dst]).norm(dim=-1) / self.cfg.scale
+        chain = index[dst]
+        error = segment_sum((made - true).square(), chain, num)
+        pairs = segment_sum(torch.ones_like(true), chain, num).clamp_min(1)
+        return self.cfg.local_loss * active.to(x0.dtype) * error / pairs
 
     # -- what a checkpoint keeps ---------------------------------------------------------------
     def length_counts(self) -> Tensor:
@@ -176,23 +288,54 @@ class BackboneTask:
         return out
 
     def sample(self, denoiser_for, sampler: SamplerConfig, lengths: Tensor, *, seed: int,
-               helix: float | None = None, strand: float | None = None, device="cpu",
+               helix: float | None = None, strand: float | None = None, motif=None,
+               motif_start: int | None = None, inpaint: bool = False, device="cpu",
                progress: bool = False) -> list[np.ndarray]:
         """One Cα trace [L, 3] (Å) per entry of lengths, sampled on `device` in batches of
-        cfg.sample_batch; a conditional model aims each chain at the helix and strand
-        fractions given, or drawn (`targets`)."""
-        if (helix is not None or strand is not None or sampler.guidance_scale) and not self.cfg.condition:
-            raise ValueError("secondary-structure targets or guidance need a conditional model "
+        cfg.sample_batch.  A secondary-structure model aims each chain at the helix and
+        strand fractions given, or drawn (`targets`; none drawn when a motif is given).
+        motif (molgen.proteins.motif.Motif): placed in every chain from residue motif_start
+        (default: centred), as the model's condition, or with inpaint by replacement
+        (`InpaintingDenoiser`, any model)."""
+        wants_sse = helix is not None or strand is not None
+        if wants_sse and not self.cfg.condition:
+            raise ValueError("secondary-structure targets need a conditional model "
                              "(this one was trained with task.condition='')")
-        cond = encode(self.targets(lengths, seed, helix, strand)) if self.cfg.condition else None
+        if motif is not None and not inpaint and not self.motif_length:
+            raise ValueError("this model was trained without motifs (task.motif=0): scaffold by "
+                             "inpainting instead")
+        if sampler.guidance_scale and not self.cond_dim:
+            raise ValueError("guidance needs a conditional model (this one takes no condition)")
+        places = {}
+        if motif is not None:  # every check before any sampling
+            places = {n: motif.placed(n, motif_start) for n in set(lengths.tolist())}
+        target = torch.as_tensor(motif.positions * self.cfg.scale, dtype=torch.float32) if motif is not None else None
+        sse = None
+        if self.cfg.condition and (wants_sse or motif is None):
+            sse = encode(self.targets(lengths, seed, helix, strand))
+        motifs = None if motif is None or inpaint else [(places[n], target) for n in lengths.tolist()]
+        cond = self.conditions(len(lengths), sse, motifs)
 
         def layout(chunk: Tensor):
             return MoleculeSpace.from_sizes(chunk, device), (int(chunk.sum()), 3)
 
-        def readout(space: MoleculeSpace, x: Tensor):
-            return [(trace / SCALE).double().numpy() for trace in space.unbatch(x.cpu())]
+        def inpainting(space: MoleculeSpace):
+            from .motif import InpaintingDenoiser
 
-        return sample_in_batches(denoiser_for, lengths, sampler, layout=layout,
+            known, rows = [], []
+            for n in space.sizes.tolist():
+                mask = torch.zeros(n, dtype=torch.bool)
+                mask[places[n]] = True
+                known.append(mask)
+                rows.append(torch.zeros(n, 3).index_put_((torch.as_tensor(places[n]),), target))
+            return InpaintingDenoiser(denoiser_for(space), torch.cat(known).to(device),
+                                      torch.cat(rows).to(device))
+
+        def readout(space: MoleculeSpace, x: Tensor):
+            return [(trace / self.cfg.scale).double().numpy() for trace in space.unbatch(x.cpu())]
+
+        return sample_in_batches(inpainting if motif is not None and inpaint else denoiser_for,
+                                 lengths, sampler, layout=layout,
                                  batch_size=self.cfg.sample_batch, seed=seed, cond=cond,
                                  null_cond=NULL_CONDITION, readout=readout, device=device,
                                  progress=progress, unit="chain")

@@ -8,6 +8,7 @@ RDKit nor torch-geometric.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Protocol
@@ -53,6 +54,8 @@ class Task(Protocol):
     samples_file: the file `evaluate` writes in a run's out_dir (samples.png, samples.sdf).
     options: the names of the keyword options `evaluate` takes beyond the common ones
     (`molgen sample` passes only those; see `check_options`).
+    Optional: `auxiliary_loss(x0_hat, x0, t, *, space)` → [B], terms the trainer adds to
+    the diffusion loss (`auxiliary_loss` below).
     """
 
     Config: ClassVar[type]
@@ -82,6 +85,13 @@ class Task(Protocol):
         checkpoint's "task")."""
 
     def load_state_dict(self, state: dict) -> None: ...
+
+
+def auxiliary_loss(task: Task, space) -> Callable | None:
+    """The task's extra loss terms for a batch in `space`, (x̂_0, x_0, t) → [B], or None
+    if it has none."""
+    own = getattr(task, "auxiliary_loss", None)
+    return None if own is None else functools.partial(own, space=space)
 
 
 class GraphTask:

@@ -52,10 +52,13 @@ def load_trained(path: str | os.PathLike, ema: bool = True, device="cpu", *,
                    SamplerConfig.from_dict(ckpt["sampler"]), int(ckpt["step"]))
 
 
-def export_model(checkpoint: str | os.PathLike, path: str | os.PathLike) -> None:
+def export_model(checkpoint: str | os.PathLike, path: str | os.PathLike, *,
+                 sampler: SamplerConfig | None = None) -> None:
     """Write a checkpoint's model for sampling only: its EMA weights, config, default sampler
-    and task state (a few MB less than the checkpoint: no optimizer, no raw weights)."""
+    (or `sampler`, one chosen after training) and task state (a few MB less than the
+    checkpoint: no optimizer, no raw weights)."""
     trained = load_trained(checkpoint)
     ckpt = load_checkpoint(checkpoint)
-    save_checkpoint({"step": ckpt["step"], "config": ckpt["config"], "sampler": ckpt["sampler"],
+    default = ckpt["sampler"] if sampler is None else sampler.to_dict()
+    save_checkpoint({"step": ckpt["step"], "config": ckpt["config"], "sampler": default,
                      "task": ckpt["task"], "model": trained.model.state_dict()}, path)

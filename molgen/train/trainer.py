@@ -36,7 +36,7 @@ from .checkpoint import (CHECKPOINT, LOG, load_checkpoint, read_log, rng_state, 
 from .config import ConfigError, TrainConfig, build_schedule
 from .distributed import DistEnv, init_distributed
 from .ema import EMA, make_optimizer
-from .task import make_task
+from .task import auxiliary_loss, make_task
 
 
 class TrainingDiverged(RuntimeError):
@@ -101,7 +101,8 @@ class Trainer:
                                             t=tb, noise=nb,
                                             target=cfg.diffusion.target,
                                             weighting=cfg.diffusion.weighting,
-                                            gamma=cfg.diffusion.min_snr_gamma)
+                                            gamma=cfg.diffusion.min_snr_gamma,
+                                            auxiliary=auxiliary_loss(self.task, part.space))
                 losses = losses.float()
                 (losses.sum() / local).backward()
             loss_sum += losses.detach().sum()
