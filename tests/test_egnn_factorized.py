@@ -104,8 +104,8 @@ def test_the_egnn_and_its_parameter_names_are_unchanged(monkeypatch):
 
 
 def test_the_shipped_backbone_model_gives_the_plain_layers_output(monkeypatch):
-    """molgen/proteins/weights/default.pt (EGNN layers with 17 edge attributes) loads into the
-    fast layer and denoises as the plain layer does."""
+    """molgen/proteins/weights/default.pt (EGNN layers with edge attributes, motif edges
+    among them) loads into the fast layer and denoises as the plain layer does."""
     from molgen.train import load_trained
 
     path = resources.files("molgen.proteins") / "weights" / "default.pt"
@@ -115,7 +115,7 @@ def test_the_shipped_backbone_model_gives_the_plain_layers_output(monkeypatch):
     space = MoleculeSpace.from_sizes([40, 64])
     x = space.project(torch.randn(104, POS, generator=gen(4)))
     t = torch.tensor([0.2, 0.7])
-    cond = None if not net.cond_dim else torch.rand(2, net.cond_dim, generator=gen(5))
+    cond = None if not net.cond_columns else torch.rand(2, net.cond_columns, generator=gen(5))
     with torch.no_grad():
         fast = net(x, t, cond, space=space)
         monkeypatch.setattr(EquivariantConv, "forward", plain_conv)
