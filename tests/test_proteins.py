@@ -263,6 +263,8 @@ def test_the_shipped_model_generates_backbones_without_data():
     assert [len(t) for t in traces_of(structure)] == [20, 24]
     with pytest.raises(ValueError, match="chain length must be in 10..256"):
         generate_backbones(400)
+    with pytest.raises(ValueError, match="motif must be a Motif"):
+        generate_backbones(40, motif=3)
 
 
 # -- motif scaffolding ---------------------------------------------------------------------------
@@ -295,6 +297,8 @@ def test_motif_reader_placement_and_rmsd(tmp_path):
         motif.placed(15)
     with pytest.raises(ValueError, match="does not fit"):
         motif.placed(30, 20)
+    with pytest.raises(ValueError, match="does not fit"):
+        motif.placed(40, 2.5)
     with pytest.raises(ValueError, match="at least 3 residues"):
         Motif(helix[:2], [0, 1])
 

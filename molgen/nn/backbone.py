@@ -122,10 +122,10 @@ class BackboneNet(nn.Module):
 
     def __init__(self, hidden: int = 64, layers: int = 4, neighbours: int = 16, *,
                  max_offset: int = 32, cond_dim: int = 0, motif_length: int = 0,
-                 coords_range: float = 15.0, angstrom: float = 0.1):
+                 coords_range: float = 15.0, angstrom: float = 0.25):
         super().__init__()
-        self.angstrom = angstrom
         self.hidden, self.neighbours, self.max_offset = hidden, neighbours, max_offset
+        self.angstrom = angstrom
         self.cond_dim, self.motif_length = cond_dim, motif_length
         motif_in = 1 + LOCAL_FEATURES if motif_length else 0
         self.time = mlp(hidden, hidden, hidden)

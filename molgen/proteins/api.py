@@ -67,7 +67,7 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
     (0-based; default centred); as the model's condition (a model trained with task.motif
     > 0), or with inpaint=True by replacement (any model)."""
     from ..data.proteins import to_structure
-    from .motif import read_motif
+    from .motif import Motif, read_motif
 
     lengths = [lengths] if isinstance(lengths, int) else list(lengths)
     if not lengths or not all(isinstance(n, int) for n in lengths):
@@ -80,6 +80,8 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
     counts = torch.tensor([model.task.chain_lengths(1, seed, n)[0] for n in lengths])
     if isinstance(motif, str):
         motif = read_motif(motif)
+    if motif is not None and not isinstance(motif, Motif):
+        raise ValueError(f"motif must be a Motif or a spec such as 'file.pdb:A10-25', got {motif!r}")
     with torch.no_grad():
         traces = model.task.sample(model.denoiser_for, SamplerConfig.from_dict(config), counts,
                                    seed=seed, helix=helix, strand=strand, motif=motif,

@@ -63,7 +63,8 @@ class Motif:
         if self.span > length:
             raise ValueError(f"{self.name} spans {self.span} residues, longer than the chain ({length})")
         start = (length - self.span) // 2 if start is None else start
-        if not 0 <= start <= length - self.span:
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) \
+                or not 0 <= start <= length - self.span:
             raise ValueError(f"{self.name} ({self.span} residues) does not fit in a chain of "
                              f"{length} from residue {start}; start must be in 0..{length - self.span}")
         return start + self.offsets

@@ -309,7 +309,8 @@ class BackboneTask:
         places = {}
         if motif is not None:  # every check before any sampling
             places = {n: motif.placed(n, motif_start) for n in set(lengths.tolist())}
-        target = torch.as_tensor(motif.positions * self.cfg.scale, dtype=torch.float32) if motif is not None else None
+        target = None if motif is None else torch.as_tensor(motif.positions * self.cfg.scale,
+                                                            dtype=torch.float32)
         sse = None
         if self.cfg.condition and (wants_sse or motif is None):
             sse = encode(self.targets(lengths, seed, helix, strand))
