@@ -13,7 +13,7 @@ Datasets:
   qm9       the EDM test split of QM9 (molgen.data.qm9), B3LYP geometries; bonds are perceived
             from the coordinates (rdDetermineBonds), molecules where that fails are skipped
 Methods:
-  etkdg                    RDKit ETKDGv3 (randomSeed = --seed + 1; random starting
+  etkdg                    RDKit ETKDGv3 (randomSeed = rdkit_seed(--seed); random starting
                            coordinates when nothing embeds, as molgen's local structures)
   etkdg_mmff               ETKDGv3, then MMFF94 minimisation (RDKit's default 200 steps)
   molgen:<sampler>:<steps>[:<start>[:<L>]]
@@ -126,12 +126,12 @@ DATASETS = {"platinum": load_platinum, "qm9": load_qm9}
 
 def etkdg(mol: Chem.Mol, k: int, seed: int, mmff: bool = False) -> Chem.Mol:
     """ETKDGv3 exactly as molgen embeds its local structures (molgen.conformers.api.embed:
-    one thread, randomSeed seed + 1, random starting coordinates if nothing embeds
+    one thread, randomSeed rdkit_seed(seed), random starting coordinates if nothing embeds
     otherwise), optionally followed by MMFF94 minimisation (RDKit's default 200 steps)."""
     from molgen.conformers.api import add_conformers, embed
 
     mol = Chem.Mol(mol)
-    add_conformers(mol, embed(mol, k, seed))
+    add_conformers(mol, embed(mol, k, seed, repair=False))
     if mmff and mol.GetNumConformers():
         AllChem.MMFFOptimizeMoleculeConfs(mol, numThreads=1)
     return mol

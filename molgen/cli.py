@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"molgen: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if "pip install" not in str(exc):  # molgen's own word on an optional package
+            raise
+        print(f"molgen: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except RuntimeError as exc:
         from .train import TrainingDiverged  # the trainer's own imports are deferred to `train`
 
@@ -314,11 +319,11 @@ def _conformers(args) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from .conformers.api import ConformerModel, write_conformers
+    from .conformers.api import MAX_CONFS, ConformerModel, write_conformers
     from .conformers.inputs import printable, read_inputs
 
-    if args.num_samples < 1:
-        raise ValueError(f"-n must be >= 1, got {args.num_samples}")
+    if not 1 <= args.num_samples <= MAX_CONFS:
+        raise ValueError(f"-n must be in 1..{MAX_CONFS} (conformers per molecule), got {args.num_samples}")
     if args.prune is not None and not args.prune >= 0:  # nan too
         raise ValueError(f"--prune must be a number >= 0, got {args.prune}")
     if args.threads is not None:

@@ -1,9 +1,11 @@
 """molgen.conformers inputs (SMILES, Mol, .smi and .sdf files) and postprocessing (force-field
 relaxation, ranking by energy, RMSD pruning), on small molecules embedded by RDKit ETKDG."""
 import gzip
+import sys
 
 import numpy as np
 import pytest
+import torch
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
@@ -186,6 +188,8 @@ def test_prune_drops_a_moved_duplicate_and_keeps_distinct_conformers():
     ({"seed": 2**40}, "seed must be an integer"), ({"batch_size": -1}, "batch_size"),
     ({"local_structures": -1}, "local_structures"), ({"relax": "foo"}, "relax must be"),
     ({"prune_rms": -1}, "prune_rms"), ({"prune_rms": float("nan")}, "prune_rms"),
+    ({"seed": 2**32}, "seed must be an integer in 0..4294967295"),
+    ({"num_confs": 10_001}, "num_confs must be an integer in 1..10000"),
 ])
 def test_bad_options_fail_at_once_and_leave_no_file(tmp_path, options, message):
     from molgen.conformers.api import generate_conformers, write_conformers
@@ -219,3 +223,67 @@ def test_control_characters_never_reach_output():
     mol = Chem.MolFromSmiles("CCO")
     mol.SetProp("_Name", "\x1b[31methanol")
     assert to_molecule(mol).GetProp("_Name") == "?[31methanol"
+
+
+def test_neighbouring_seeds_share_no_etkdg_embedding():
+    """RDKit's embeddings with randomSeed r + 1 repeat some of those with r (a quarter of 6 on
+    these molecules); molgen's seeds s and s + 1 must not."""
+    from molgen.conformers.api import MAX_SEED, embed, rdkit_seed
+
+    for smiles in ("CC(=O)Oc1ccccc1C(=O)O", "CCN(CC)CCOc1ccccc1"):
+        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+        runs = [torch.stack(embed(Chem.Mol(mol), 6, seed)) for seed in range(8)]
+        for a, b in zip(runs, runs[1:]):
+            assert (a[:, None] - b[None]).abs().amax(dim=(-1, -2)).min() > 1e-3
+    mapped = [rdkit_seed(s) for s in [*range(10_000), MAX_SEED]]
+    assert len(set(mapped)) == len(mapped) and 1 <= min(mapped) and max(mapped) <= 2**30
+
+
+def test_a_distorted_embedding_is_replaced(monkeypatch):
+    from molgen.conformers import api
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("CCO"))
+    good = api.embed(Chem.Mol(mol), 4, 0)
+    assert max(api.bond_excess(mol, good)) < api.BOND_SLACK
+    stretched = good[0].clone()
+    h = next(a.GetIdx() for a in mol.GetAtomWithIdx(0).GetNeighbors() if a.GetAtomicNum() == 1)
+    stretched[h] += 0.5 * (stretched[h] - stretched[0]) / (stretched[h] - stretched[0]).norm()
+    assert abs(api.bond_excess(mol, [stretched])[0] - 0.5) < 0.05  # C–H 0.5 Å longer
+    rounds = iter([[stretched, good[1]], [good[2], good[3]]])
+    monkeypatch.setattr(api, "_embed", lambda *args: next(rounds))
+    kept = api.embed(Chem.Mol(mol), 2, 0)
+    assert [k is g for k, g in zip(kept, (good[1], good[2]))] == [True, True]
+    rounds = iter([[stretched, good[1]], [stretched + 0.3, good[3]]])  # still distorted: least bad
+    kept = api.embed(Chem.Mol(mol), 2, 0)
+    assert kept[0] is good[1] and kept[1] is good[3]
+    rounds = iter([[stretched, good[1]]])  # no second round without repair
+    assert api.embed(Chem.Mol(mol), 2, 0, repair=False)[0] is stretched
+
+
+def test_a_directory_is_not_a_smiles(tmp_path):
+    with pytest.raises(ConformerInputError, match="is a directory"):
+        read_inputs(str(tmp_path))
+
+
+def test_gz_output_is_gzipped_and_huge_requests_are_refused(tmp_path, capsys):
+    from molgen.cli import main
+
+    out = tmp_path / "out.sdf.gz"
+    assert main(["conformers", "CCO", "-n", "3", "-o", str(out)]) == 0
+    with gzip.open(out) as f:
+        assert sum(m is not None for m in Chem.ForwardSDMolSupplier(f)) == 3
+    capsys.readouterr()
+    assert main(["conformers", "CCO", "-n", "10001", "-o", str(tmp_path / "big.sdf")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "molgen: error: -n must be in 1..10000 (conformers per molecule), got 10001"
+    assert not (tmp_path / "big.sdf").exists()
+
+
+def test_a_missing_optional_package_is_one_line(tmp_path, monkeypatch, capsys):
+    from molgen.cli import main
+
+    monkeypatch.setitem(sys.modules, "qm9pack", None)
+    monkeypatch.setenv("MOLGEN_CACHE", str(tmp_path / "cache"))
+    assert main(["train", "experiment=qm9_tiny", f"out_dir={tmp_path / 'run'}", "progress=false"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("molgen: error: QM9 needs") and "pip install" in err and "\n" not in err

@@ -95,7 +95,8 @@ def force_field_conformers(n: int, per_molecule: int, seed: int = 0,
     benchmark molecules removed; cached in $MOLGEN_CACHE/conformers."""
     from .api import etkdg_params
 
-    cache = default_cache_dir() / "conformers" / f"moses_mmff_{n}x{per_molecule}_seed{seed}.sdf"
+    # v2: embedded with rdkit_seed(seed) (v1, randomSeed = seed + 1, trained the shipped model)
+    cache = default_cache_dir() / "conformers" / f"moses_mmff_{n}x{per_molecule}_seed{seed}_v2.sdf"
     if not cache.exists():
         held_out = held_out_keys(Path(root) if root is not None else default_data_root())
         cache.parent.mkdir(parents=True, exist_ok=True)
