@@ -28,6 +28,7 @@ from rdkit import Chem
 from rdkit.Chem import AllChem, rdDistGeom
 from tqdm.auto import tqdm
 
+from ..data.checks import MAX_SEED, check_int, check_real
 from ..diffusion import SamplerConfig, sample_in_batches
 from .featurize import molecule_graph
 from .inputs import ConformerInputError, name_of, printable, to_molecule
@@ -255,31 +256,22 @@ one core; more is a loop of calls with different seeds)."""
 BAR_CONFS = 1_000
 """From this many conformers per molecule, `write_conformers` shows each molecule's own
 progress (embedding and sampling), not only the count of molecules done."""
-MAX_SEED = 2**32 - 1
-"""Seeds are 32-bit unsigned integers (rdkit_seed maps them into RDKit's signed range)."""
 
 
 def _check_options(*, num_confs, seed, relax, prune_rms, local_structures, oversample,
                    clash_steps, batch_size) -> None:
     """ValueError in one line for an option out of range, before any work is done."""
-    def integer(name, value, low, high=None):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or \
-                (high is not None and value > high):
-            bound = f"in {low}..{high}" if high is not None else f">= {low}"
-            raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
-
-    integer("num_confs", num_confs, 1, MAX_CONFS)
-    integer("seed", seed, 0, MAX_SEED)
-    integer("oversample", oversample, 1)
-    integer("clash_steps", clash_steps, 0)
-    integer("batch_size", batch_size, 1)
+    check_int("num_confs", num_confs, 1, MAX_CONFS)
+    check_int("seed", seed, 0, MAX_SEED)
+    check_int("oversample", oversample, 1)
+    check_int("clash_steps", clash_steps, 0)
+    check_int("batch_size", batch_size, 1)
     if local_structures is not None:
-        integer("local_structures", local_structures, 1)
+        check_int("local_structures", local_structures, 1)
     if relax not in (None, "mmff", "uff"):
         raise ValueError(f"relax must be None, 'mmff' or 'uff', got {relax!r}")
-    if prune_rms is not None and not (isinstance(prune_rms, (int, float)) and math.isfinite(prune_rms)
-                                      and prune_rms >= 0):
-        raise ValueError(f"prune_rms must be a finite number >= 0, got {prune_rms!r}")
+    if prune_rms is not None:
+        check_real("prune_rms", prune_rms, 0)
 
 
 def _finish(mol: Chem.Mol, relax: str | None, prune_rms: float | None, single: bool):

@@ -8,6 +8,7 @@ from importlib import resources
 
 import torch
 
+from ..data.checks import MAX_SEED, check_int, check_real
 from ..diffusion import SamplerConfig
 from ..train import load_trained
 from .task import BackboneTask
@@ -69,9 +70,8 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
     from ..data.proteins import to_structure
     from .motif import Motif, read_motif
 
-    lengths = [lengths] if isinstance(lengths, int) else list(lengths)
-    if not lengths or not all(isinstance(n, int) for n in lengths):
-        raise ValueError(f"lengths must be an int or a list of ints, got {lengths!r}")
+    lengths = _checked(lengths, seed=seed, helix=helix, strand=strand, guidance=guidance,
+                       steps=steps, motif_start=motif_start)
     if not isinstance(model, BackboneModel):
         model = BackboneModel.load(model)
     config = model.sampler.to_dict()
@@ -87,3 +87,20 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
                                    seed=seed, helix=helix, strand=strand, motif=motif,
                                    motif_start=motif_start, inpaint=inpaint, progress=progress)
     return to_structure(traces)
+
+
+def _checked(lengths, **options) -> list[int]:
+    """lengths as a list; a one-line ValueError for any option of the wrong type or range,
+    before any work (the model checks the lengths against its own limits)."""
+    listed = [lengths] if isinstance(lengths, int) and not isinstance(lengths, bool) else lengths
+    if not isinstance(listed, (list, tuple)) or not listed or \
+            any(isinstance(n, bool) or not isinstance(n, int) for n in listed):
+        raise ValueError(f"lengths must be an int or a non-empty list of ints, got {lengths!r}")
+    check_int("seed", options["seed"], 0, MAX_SEED)
+    for name, low, high in (("helix", 0, 1), ("strand", 0, 1), ("guidance", 0, None)):
+        if options[name] is not None:
+            check_real(name, options[name], low, high)
+    for name, low in (("steps", 1), ("motif_start", 0)):
+        if options[name] is not None:
+            check_int(name, options[name], low)
+    return list(listed)
