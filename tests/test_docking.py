@@ -133,7 +133,10 @@ def test_tiny_model_trains_and_docks_an_astex_complex_through_the_cli(tmp_path, 
            (["--ligand", "CCO", "--box-center", "0", "nan", "0", "--box-size", "8", "8", "8"], "finite"),
            (["--ligand", "C1CC(", "--autobox-ligand", str(crystal)], "invalid SMILES"),
            (["--ligand", "CCO"], "no box"),
-           (["--ligand", "CCO", "--autobox-ligand", str(crystal), "-n", "0"], "n must be a positive"),
+           (["--ligand", "CCO", "--autobox-ligand", str(crystal), "-n", "0"], "n must be an integer >= 1"),
+           (["--ligand", "CCO", "--autobox-ligand", str(crystal), "--seed", "-1"], "seed must be an integer in 0..4294967295"),
+           (["--ligand", "CCO", "--autobox-ligand", str(crystal), "--guidance", "nan"], "guidance must be a finite number >= 0"),
+           (["--ligand", "CCO", "--autobox-ligand", str(crystal), "--guidance", "-2"], "guidance must be a finite number >= 0"),
            (["--ligand", "CCO", "--autobox-ligand", str(crystal), "--rounds", "-1"], "rounds must be"),
            (["--ligand", "CCO", "--autobox-ligand", str(crystal), "--rounds", "2", "--raw"], "exclude")]
     for args, message in bad:

@@ -23,6 +23,7 @@ from rdkit import Chem
 
 from ..conformers.api import ConformerModel
 from ..conformers.inputs import name_of, to_molecule
+from ..data.checks import MAX_SEED, check_int, check_real
 from ..diffusion import SamplerConfig, sample_in_batches
 from .complexes import ligand_box
 from .data import local_structures, pocket_of
@@ -130,8 +131,13 @@ def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_c
     Bad input raises DockingInputError (or ConformerInputError for the ligand) in one line;
     hydrogens added to the ligand and hetero groups left out of the receptor are warned of.
     """
-    if not isinstance(n, int) or n < 1:
-        raise DockingInputError(f"n must be a positive integer, got {n!r}")
+    try:
+        check_int("n", n, 1)
+        check_int("seed", seed, 0, MAX_SEED)
+        if guidance is not None:
+            check_real("guidance", guidance, 0)
+    except ValueError as exc:
+        raise DockingInputError(str(exc)) from None
     if not isinstance(model, DockingModel):
         model = DockingModel.load(model)
     receptor = protein if isinstance(protein, Receptor) else read_receptor(protein)
