@@ -7,8 +7,10 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+import warnings
 
 from . import __version__
 from .diffusion import SAMPLERS, Denoiser, SamplerConfig, make_schedule
@@ -47,6 +49,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+@contextlib.contextmanager
+def _notes():
+    """molgen's own warnings (UserWarning: a molecule's strain, hetero groups left out) as
+    one `molgen: note: ...` line each on stderr, as they come."""
+    from tqdm.auto import tqdm
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning):
+            tqdm.write(f"molgen: note: {_one_line(message)}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        default, warnings.showwarning = warnings.showwarning, show
+        yield
 
 
 def _one_line(exc: BaseException) -> str:
@@ -338,10 +358,11 @@ def _conformers(args) -> int:
     def report(name, exc):
         tqdm.write(f"molgen: {printable(name)}: {_one_line(exc)}", file=sys.stderr)
 
-    failed, written = write_conformers(
-        entries, args.output, args.num_samples, on_error=report, model=ConformerModel.load(args.checkpoint),
-        seed=args.seed, sampler=args.sampler, steps=args.steps, relax=args.relax,
-        prune_rms=args.prune)
+    with _notes():
+        failed, written = write_conformers(
+            entries, args.output, args.num_samples, on_error=report,
+            model=ConformerModel.load(args.checkpoint), seed=args.seed, sampler=args.sampler,
+            steps=args.steps, relax=args.relax, prune_rms=args.prune)
     print(f"conformers: {len(entries) - failed} molecules"
           f"{f' ({failed} failed)' if failed else ''}, {written} conformers in "
           f"{time.perf_counter() - start:.1f} s -> {args.output}")
@@ -385,8 +406,6 @@ def _backbones(args) -> int:
 
 
 def _dock(args) -> int:
-    import warnings
-
     from rdkit import Chem
 
     from .conformers.inputs import read_inputs
@@ -404,15 +423,11 @@ def _dock(args) -> int:
     _, ligand = read_inputs(args.ligand)[0]
     if isinstance(ligand, Exception):
         raise ligand
-    with warnings.catch_warnings(record=True) as notes:
-        warnings.simplefilter("always")
+    with _notes():
         poses = dock(args.protein, ligand, box_center=args.box_center, box_size=args.box_size,
                      autobox_ligand=args.autobox_ligand, n=args.num_poses, seed=args.seed,
                      guidance=args.guidance, refine=refine, model=args.checkpoint,
                      progress=True)
-    for note in notes:
-        if issubclass(note.category, UserWarning):
-            print(f"molgen: note: {_one_line(note.message)}", file=sys.stderr)
     with Chem.SDWriter(args.output) as writer:
         for pose in poses:
             writer.write(pose)

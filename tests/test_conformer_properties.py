@@ -1,7 +1,9 @@
 """Property-based tests (hypothesis) of the conformer API and CLI: for any input, either a
 one-line ConformerInputError / ValueError (exit 2 from the CLI), or conformers that pass
 sanity: every atom present, bonds within ETKDG's bounds (+ BOND_SLACK), no two non-bonded
-atoms closer than 0.5 Å, the input's stereo kept, an SDF that RDKit reads back whole.
+atoms closer than 0.5 Å, the input's stereo kept, an SDF that RDKit reads back whole.  Where
+ETKDG itself cannot embed a molecule within its bounds (or embeds fewer structures than a
+rigid molecule needs), a one-line warning must say so.
 
 The default run draws EXAMPLES inputs per test (about 15 s in all); `-m slow` runs
 SLOW_EXAMPLES and prints the counts of each outcome."""
@@ -9,6 +11,7 @@ import contextlib
 import io
 import math
 import os
+import warnings
 
 import pytest
 import torch
@@ -59,13 +62,17 @@ def stereo_of(mol: Chem.Mol) -> tuple[dict, dict]:
     return centres, bonds
 
 
-def assert_sane(source: Chem.Mol, out: Chem.Mol, num_confs: int) -> None:
-    assert out.GetNumAtoms() == source.GetNumAtoms() and out.GetNumConformers() == num_confs
+def assert_sane(source: Chem.Mol, out: Chem.Mol, num_confs: int, notes: str = "") -> None:
+    """Sanity of out's conformers; `notes` (the warnings of the call) may excuse fewer
+    conformers of a rigid molecule, or a strained bond, each in its own words."""
+    assert out.GetNumAtoms() == source.GetNumAtoms()
+    assert out.GetNumConformers() == num_confs or \
+        (0 < out.GetNumConformers() < num_confs and f"embedded {out.GetNumConformers()} of" in notes)
     centres, bonds = stereo_of(source)
     bonded = Chem.GetAdjacencyMatrix(out).astype(bool)
     for conformer in out.GetConformers():
         pos = conformer.GetPositions()
-        assert bond_excess(out, [torch.tensor(pos)])[0] <= BOND_SLACK
+        assert bond_excess(out, [torch.tensor(pos)])[0] <= BOND_SLACK or "its own bond bounds" in notes
         d = ((pos[:, None] - pos[None]) ** 2).sum(-1) ** 0.5
         d[bonded] = math.inf
         d[range(len(d)), range(len(d))] = math.inf
@@ -87,12 +94,16 @@ def check_smiles(smiles: str, seed: int) -> str:
         assert "\n" not in str(exc) and str(exc)
         return "refused"
     try:
-        out = generate_conformers(source, 2, seed=seed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            out = generate_conformers(source, 2, seed=seed)
     except ConformerInputError as exc:  # e.g. RDKit could not embed it
         assert "\n" not in str(exc) and str(exc)
         return "not embedded"
-    assert_sane(source, out, 2)
-    return "conformers"
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert all("\n" not in note for note in notes)
+    assert_sane(source, out, 2, " ".join(notes))
+    return "conformers with a note" if notes else "conformers"
 
 
 def run_smiles(smiles: str, seed: int) -> None:
@@ -158,7 +169,7 @@ def test_cli_either_writes_a_readable_sdf_or_says_why_in_one_line(tmp_path_facto
         except SystemExit as exc:  # argparse's own one-line usage error (a SMILES like "-C")
             code = exc.code
     lines = [line for line in err.getvalue().replace("\r", "\n").splitlines()
-             if line.startswith("molgen")]
+             if line.startswith("molgen") and not line.startswith("molgen: note: ")]
     assert "Traceback" not in err.getvalue()
     if code == 0:
         assert n >= 1 and not lines

@@ -70,14 +70,13 @@ def embed(mol: Chem.Mol, num: int, seed: int, *, repair: bool = True) -> list[to
         return []
     params = etkdg_params(seed)
     positions = _embed(mol, num, params)
-    if repair and positions:
-        excess = bond_excess(mol, positions)
-        if max(excess) > BOND_SLACK:
-            params.randomSeed += num  # seeds this call has not used
-            extra = _embed(mol, num, params)
-            pool = sorted(zip(excess + bond_excess(mol, extra), range(2 * num)),  # sound ones
-                          key=lambda e: (0, e[1]) if e[0] <= BOND_SLACK else (1, e[0]))  # first
-            positions = [(positions + extra)[i] for _, i in pool[:len(positions)]]
+    if repair and positions and max(bond_excess(mol, positions)) > BOND_SLACK:
+        params.randomSeed += num  # seeds this call has not used
+        pool = positions + _embed(mol, num, params)
+        excess = bond_excess(mol, pool)
+        order = sorted(range(len(pool)),  # sound ones first, in order; then the least distorted
+                       key=lambda k: (0, k) if excess[k] <= BOND_SLACK else (1, excess[k]))
+        positions = [pool[k] for k in order[:len(positions)]]
     return positions
 
 
@@ -89,11 +88,12 @@ embeddings of Platinum ligands (8 each of 230) go beyond it (a C=C at 1.64 Å, a
 
 def _embed(mol: Chem.Mol, num: int, params) -> list[torch.Tensor]:
     ids = list(AllChem.EmbedMultipleConfs(mol, num, params))
-    if not ids:  # ETKDG's own fallback for molecules its distance bounds embed poorly
-        params.useRandomCoords = True
-        ids = list(AllChem.EmbedMultipleConfs(mol, num, params))
     positions = [torch.tensor(mol.GetConformer(i).GetPositions()) for i in ids]
     mol.RemoveAllConformers()
+    if len(positions) < num and not params.useRandomCoords:
+        # ETKDG's own fallback for molecules its distance bounds embed poorly
+        params.useRandomCoords = True
+        positions += _embed(mol, num - len(positions), params)
     return positions
 
 
@@ -215,6 +215,7 @@ def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
             structures = embed(mol, num_confs if rigid else min(local, num_confs), seed)
             if not structures:
                 raise ConformerInputError(f"RDKit could not embed {name_of(mol)!r}")
+            _warn_of_poor_embeddings(mol, structures, num_confs if rigid else None)
         except ConformerInputError as exc:
             if single:
                 raise
@@ -240,6 +241,19 @@ def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
 
     mols = [None if m is None else _finish(m, relax, prune_rms, single) for m in mols]
     return mols[0] if single else mols
+
+
+def _warn_of_poor_embeddings(mol: Chem.Mol, structures: list[torch.Tensor], wanted: int | None):
+    """A one-line warning where ETKDG's best falls short: fewer embeddings than the
+    conformers of a rigid molecule need (`wanted`), or a bond still out of its bounds."""
+    name = name_of(mol)
+    if wanted is not None and len(structures) < wanted:
+        warnings.warn(f"{name!r}: RDKit embedded {len(structures)} of the {wanted} conformers "
+                      "asked for (a rigid molecule: each conformer is an embedding)", stacklevel=3)
+    worst = max(bond_excess(mol, structures))
+    if worst > BOND_SLACK:
+        warnings.warn(f"{name!r}: ETKDG could not embed it within its own bond bounds (a bond "
+                      f"{worst:.2f} Å outside them); its conformers keep that strain", stacklevel=3)
 
 
 def add_conformers(mol: Chem.Mol, positions: list[torch.Tensor]) -> None:
