@@ -33,6 +33,7 @@ def heavy_smiles(mol: Chem.Mol) -> str:
     ("CCCCCCCCCC", {"max_atoms": 30}, "'CCCCCCCCCC' has 32 atoms with hydrogens, more than "
                                       "the model's limit of 30"),
     ("", {}, "empty molecule"),
+    ("C1CN1c1#Ccc(C)cc1", {}, "cannot read back"),  # found by the hypothesis run
 ])
 def test_refused_molecules_say_why_in_one_line(smiles, kwargs, message):
     with pytest.raises(ConformerInputError) as info:

@@ -70,6 +70,10 @@ def to_molecule(x: str | Chem.Mol, *, max_atoms: int | None = None,
     if fragments > 1:  # their relative placement is arbitrary: atoms of two would overlap
         raise ConformerInputError(f"{name!r} has {fragments} disconnected fragments: give one "
                                   "molecule (strip salts and solvents first)")
+    with rdBase.BlockLogs():  # RDKit parses some SMILES (an aromatic triple bond) it cannot write
+        if Chem.MolFromMolBlock(Chem.MolToMolBlock(mol)) is None:
+            raise ConformerInputError(f"{name!r}: RDKit would write it to an SDF that it cannot "
+                                      "read back (kekulized, an atom exceeds its valence)")
     atoms = mol.GetNumAtoms()
     mol = Chem.AddHs(mol)
     if isinstance(x, Chem.Mol) and mol.GetNumAtoms() > atoms:  # a drawn SMILES implies its H
