@@ -33,10 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda")
     args = p.parse_args(argv)
     work = args.workdir / args.name
-    trainer, gpu = open_trainer("backbones", args.device, work,
-                                # fp32: bf16 matmuls would blur the distance features at the
-                                # 1% (0.04 Å) scale of the bond geometry the model must learn
-                                ["checkpoint_every=500", "bf16=false", *args.override])
+    trainer, gpu = open_trainer("backbones", args.device, work, ["checkpoint_every=500", *args.override])
     summary = {"name": args.name, "overrides": args.override, "gpu": gpu, "torch": torch.__version__,
                **train_for(trainer, args.seconds, len(trainer.task.segments()))}
     print(summary, flush=True)
