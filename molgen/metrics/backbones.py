@@ -14,8 +14,6 @@ helices need 5 such residues in a row, strands 4 (or 3 beside another strand).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 BOND = 3.80
@@ -149,17 +147,15 @@ def helix_handedness(ca) -> tuple[int, int]:
 
 def trace_metrics(traces) -> dict:
     """Summary of a set of traces: fraction of virtual bonds within BOND ± 0.2 Å, of chains
-    without a clash, of right-handed helical dihedrals (nan without helix-shaped turns), the
-    helix / strand / coil fractions of all residues, the fraction of chains that contain a
-    strand, and the mean Rg."""
+    without a clash, of right-handed helical dihedrals, the helix / strand / coil fractions
+    of all residues, the fraction of chains that contain a strand, and the mean Rg."""
     traces = [_array(t) for t in traces]
     b = np.concatenate([bonds(t) for t in traces])
     hand = np.array([helix_handedness(t) for t in traces])
     sse = "".join(secondary_structure(t) for t in traces)
     return {"bonds_ok": float(np.mean(np.abs(b - BOND) <= 0.2)),
             "clash_free": float(np.mean([clashes(t) == 0 for t in traces])),
-            # undefined (nan), not 0, for traces without a single helix-shaped turn
-            "right_handed": float(hand[:, 0].sum() / hand[:, 1].sum()) if hand[:, 1].sum() else math.nan,
+            "right_handed": float(hand[:, 0].sum() / max(hand[:, 1].sum(), 1)),
             "helix": sse.count("H") / len(sse), "strand": sse.count("E") / len(sse),
             "coil": sse.count("C") / len(sse),
             "with_strand": float(np.mean(["E" in secondary_structure(t) for t in traces])),
