@@ -7,9 +7,13 @@ summary with steps and throughput.  The variants are then compared on the valida
 here (benchmarks/backbones.py --split valid) before any is exported or shipped.
 
     bash benchmarks/gpu.sh --prepare backbones                       # here, once
-    run(command="bash benchmarks/gpu.sh bash -c 'for v in \"A batch_size=64\" \"B ...\"; do
-        python3 benchmarks/backbones_device.py $v --seconds 420 --out $OUT & done; wait'",
-        carry=[".gpu"], timeout_s=540)
+    run(command="bash benchmarks/gpu.sh bash -c 'for v in \"A task.crop=128\" \"C\"; do
+        python3 benchmarks/backbones_device.py $v --seconds 500 --out $OUT & done; wait'",
+        carry=[".gpu"], timeout_s=580)
+
+A second call while the machine is still warm resumes each variant (add steps=100000 to lift
+the experiment's step ceiling, and give it the seconds that are left).  The device returns at
+most 8 files of up to 16 MiB: three variants of EGNN 6 x 128 (13 MB checkpoints) fit.
 """
 from __future__ import annotations
 

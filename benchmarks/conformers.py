@@ -9,7 +9,10 @@ than k), and the sanity checks of molgen.conformers.quality on all the conformer
 
 Datasets:
   platinum  Platinum Diverse 2017_01 (dev part): 2,294 crystal ligand poses,
-            $MOLGEN_DATA/conformers/platinum_diverse_2017_01_dev.sdf.gz
+            $MOLGEN_DATA/conformers/platinum_diverse_2017_01_dev.sdf.gz, split once by a hash
+            of the ligand's name into train / valid / test (60 / 20 / 20; --platinum-part,
+            default test; valid and test leave out the 200 molecules that earlier defaults
+            were chosen on)
   qm9       the EDM test split of QM9 (molgen.data.qm9), B3LYP geometries; bonds are perceived
             from the coordinates (rdDetermineBonds), molecules where that fails are skipped
 Methods:
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import hashlib
 import json
 import os
 import platform
@@ -73,13 +77,36 @@ def with_input(name: str, ref: Chem.Mol) -> dict:
     return {"name": name, "smiles": smiles, "ref": ref, "input": Chem.AddHs(Chem.MolFromSmiles(smiles))}
 
 
-def load_platinum(limit: int | None, seed: int) -> tuple[list[dict], dict]:
+def platinum_part(name: str) -> str:
+    """train (60%), valid (20%) or test (20%): the fixed split of Platinum-dev, by the SHA-256
+    of the ligand's name (issue 16); the same name always lands in the same part."""
+    bucket = int(hashlib.sha256(name.encode()).hexdigest(), 16) % 10
+    return "train" if bucket < 6 else "valid" if bucket < 8 else "test"
+
+
+LEGACY_CHOICES = (200, 1)
+"""(limit, seed) of the Platinum subset that molgen's conformer defaults were chosen on before
+the split: its molecules are left out of the valid and test parts."""
+
+
+def load_platinum(limit: int | None, seed: int, part: str = "all") -> tuple[list[dict], dict]:
+    """Platinum-dev's readable molecules of `part` (all, train, valid or test), then a
+    fixed-seed subset of `limit` of them."""
     path = default_data_root() / PLATINUM
     with gzip.open(path) as f:
         refs = list(Chem.ForwardSDMolSupplier(f, removeHs=False))
-    records = [with_input(refs[i].GetProp("_Name"), refs[i])
-               for i in subset(len(refs), limit, seed) if refs[i] is not None]
-    return records, {"path": str(path), "size": len(refs), "unreadable": sum(m is None for m in refs)}
+    legacy = set(subset(len(refs), *LEGACY_CHOICES).tolist())
+    pool = [i for i, m in enumerate(refs) if m is not None and
+            (part == "all" or (platinum_part(m.GetProp("_Name")) == part and
+                               (part == "train" or i not in legacy)))]
+    records = [with_input(refs[pool[j]].GetProp("_Name"), refs[pool[j]])
+               for j in subset(len(pool), limit, seed)]
+    counts = {name: sum(platinum_part(m.GetProp("_Name")) == name for m in refs if m is not None)
+              for name in ("train", "valid", "test")}
+    return records, {"path": str(path), "size": len(refs), "unreadable": sum(m is None for m in refs),
+                     "part": part, "part_rule": "sha256(name) % 10: 0-5 train, 6-7 valid, 8-9 test; "
+                     f"valid and test without the legacy choice subset (limit, seed) = {LEGACY_CHOICES}",
+                     "part_sizes": counts, "pool": len(pool)}
 
 
 def load_qm9(limit: int | None, seed: int) -> tuple[list[dict], dict]:
@@ -270,6 +297,9 @@ def main(argv=None):
     p.add_argument("--k", type=int, nargs="+", default=[1, 10, 50],
                    help="best-of-k values; max(k) conformers are made once (default 1 10 50)")
     p.add_argument("--seed", type=int, default=0, help="subset, ETKDG and molgen seed (default 0)")
+    p.add_argument("--platinum-part", default="test", choices=("all", "train", "valid", "test"),
+                   help="the part of Platinum's fixed split (platinum_part): choices are made on "
+                        "valid, results reported on test (default test)")
     p.add_argument("--methods", nargs="+", default=["etkdg", "etkdg_mmff"],
                    help="etkdg, etkdg_mmff, molgen:<sampler>:<steps>[:<start>[:<L>]] (default etkdg etkdg_mmff)")
     p.add_argument("--model", default=None, help="molgen checkpoint (default: the shipped model)")
@@ -284,7 +314,8 @@ def main(argv=None):
 
     results = {}
     for dataset in args.datasets:
-        records, info = DATASETS[dataset](args.limit, args.seed)
+        records, info = DATASETS[dataset](args.limit, args.seed, args.platinum_part) \
+            if dataset == "platinum" else DATASETS[dataset](args.limit, args.seed)
         info["used"] = len(records)
         per_method = {spec: [] for spec in methods}
         for record in tqdm(records, desc=dataset, unit="mol"):
@@ -301,6 +332,7 @@ def main(argv=None):
         description="Best-of-k heavy-atom RMSD, cost and quality of generated conformers "
                     "(benchmarks/conformers.py)",
         settings=dict(datasets=args.datasets, limit=args.limit, seed=args.seed, k=ks,
+                      platinum_part=args.platinum_part,
                       methods=args.methods, model=args.model, threads=1,
                       quality=not args.no_quality, rmsd_thresholds=THRESHOLDS),
         machine=dict(platform=platform.platform(), python=sys.version.split()[0],

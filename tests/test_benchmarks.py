@@ -22,6 +22,7 @@ sys.path.insert(0, str(BENCHMARKS))  # the scripts import device_step as a top-l
 
 SCRIPTS = {  # script → its subcommands
     "backbones": [],
+    "backbones_device": [],
     "conformers": [],
     "core_samplers": [],
     "docking": [],
@@ -115,7 +116,13 @@ def test_conformers_tiny_run(tmp_path):
     data = json.loads(out.read_text())
     assert data["settings"]["methods"] == methods and data["settings"]["quality"] is False
     platinum = data["results"]["platinum"]
-    assert platinum["info"]["used"] == 2 and platinum["info"]["size"] == 2294
+    info = platinum["info"]
+    assert info["used"] == 2 and info["size"] == 2294 and info["part"] == "test"
+    assert info["part_sizes"] == {"train": 1383, "valid": 477, "test": 434}
+    assert info["pool"] == 434 - 32  # the legacy choice subset's molecules left out of test
+    from conformers import platinum_part
+
+    assert [platinum_part(m["name"]) for m in platinum["molecules"][methods[0]]] == ["test", "test"]
     for method in methods:
         summary = platinum["summary"][method]
         assert summary["molecules"] == 2 and summary["generation_failed"] == 0 and summary["errors"] == 0
@@ -143,6 +150,23 @@ def test_backbones_tiny_run(tmp_path):
     assert rows["test chains"]["right_handed"] > 0.9 and rows["test chains"]["bonds_ok"] > 0.9
     assert_finite(data)
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+@pytest.mark.skipif(not PDOWNB.exists(), reason="PDownB archive absent (MOLGEN_DATA)")
+def test_backbones_device_step_on_cpu_resumes(tmp_path):
+    """The GPU step's variant trainer, on the CPU: a clock-limited run, then a resumed one."""
+    args = ["tiny", "task.hidden=8", "task.layers=1", "task.neighbours=4", "task.crop=24",
+            "task.min_length=20", "batch_size=2", "eval_samples=1", "--seconds", 2, "--device", "cpu",
+            "--out", tmp_path / "out", "--workdir", tmp_path / "work"]
+    steps = []
+    for _ in range(2):
+        result = bench("backbones_device", *args)
+        assert result.returncode == 0, result.stderr
+        summary = json.loads((tmp_path / "out" / "tiny.json").read_text())
+        steps.append((summary["steps"], summary["steps_this_run"]))
+        assert (tmp_path / "out" / "tiny.pt").stat().st_size > 0 and summary["parameters"] > 0
+    (first, done), (total, more) = steps
+    assert first == done > 0 and total == first + more and more > 0
 
 
 @pytest.fixture(scope="module")
