@@ -175,8 +175,9 @@ def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
     """Conformers of one molecule or of each of a list.
 
     molecules: a SMILES string or RDKit Mol, or a list of them.  Returns, for a single input,
-    a Mol with explicit H carrying `num_confs` (≤ MAX_CONFS) conformers (fewer after pruning), its stereo
-    that of the input; for a list, a list of such Mols, with None where a molecule failed
+    a Mol with explicit H carrying `num_confs` (≤ MAX_CONFS) conformers (fewer after pruning,
+    or, with a warning, for a rigid molecule that RDKit embeds fewer times), its stereo that of
+    the input; for a list, a list of such Mols, with None where a molecule failed
     (each failure is warned once, in one line; a single input raises ConformerInputError).
     sampler, steps: a core sampler (molgen.diffusion.SAMPLERS) and its step count; start: 1
     samples torsions from noise, start < 1 refines ETKDG's own torsions noised to that time
