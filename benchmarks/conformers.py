@@ -96,13 +96,12 @@ def load_platinum(limit: int | None, seed: int, part: str = "all") -> tuple[list
     with gzip.open(path) as f:
         refs = list(Chem.ForwardSDMolSupplier(f, removeHs=False))
     legacy = set(subset(len(refs), *LEGACY_CHOICES).tolist())
-    pool = [i for i, m in enumerate(refs) if m is not None and
-            (part == "all" or (platinum_part(m.GetProp("_Name")) == part and
-                               (part == "train" or i not in legacy)))]
+    parts = [None if m is None else platinum_part(m.GetProp("_Name")) for m in refs]
+    pool = [i for i, p in enumerate(parts) if p is not None and
+            (part == "all" or (p == part and (part == "train" or i not in legacy)))]
     records = [with_input(refs[pool[j]].GetProp("_Name"), refs[pool[j]])
                for j in subset(len(pool), limit, seed)]
-    counts = {name: sum(platinum_part(m.GetProp("_Name")) == name for m in refs if m is not None)
-              for name in ("train", "valid", "test")}
+    counts = {name: parts.count(name) for name in ("train", "valid", "test")}
     return records, {"path": str(path), "size": len(refs), "unreadable": sum(m is None for m in refs),
                      "part": part, "part_rule": "sha256(name) % 10: 0-5 train, 6-7 valid, 8-9 test; "
                      f"valid and test without the legacy choice subset (limit, seed) = {LEGACY_CHOICES}",
