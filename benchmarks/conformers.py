@@ -7,6 +7,10 @@ best-of-k heavy-atom RMSD to the reference uses the first k of them
 reported: seconds of generation per conformer per core, failures (no conformers or fewer
 than k), and the sanity checks of molgen.conformers.quality on all the conformers made.
 
+The torsion floor (`torsion_floor`, per molecule): the best-of-k that torsions alone can
+reach, the reference's own torsions set on the ceil(k / 4) ETKDG local structures molgen
+samples k conformers on; what a sampled best-of-k loses above it is the torsion model's.
+
 Datasets:
   platinum  Platinum Diverse 2017_01 (dev part): 2,294 crystal ligand poses,
             $MOLGEN_DATA/conformers/platinum_diverse_2017_01_dev.sdf.gz, split once by a hash
@@ -19,10 +23,13 @@ Methods:
   etkdg                    RDKit ETKDGv3 (randomSeed = rdkit_seed(--seed); random starting
                            coordinates when nothing embeds, as molgen's local structures)
   etkdg_mmff               ETKDGv3, then MMFF94 minimisation (RDKit's default 200 steps)
-  molgen:<sampler>:<steps>[:<start>[:<L>]]
+  molgen:<sampler>:<steps>[:<start>[:<L>]][:<setting>=<value>...]
                            molgen.conformers.generate_conformers with that core sampler,
                            steps, start time (< 1: refine ETKDG's torsions) and L ETKDG
-                           local structures per molecule (defaults: the model's)
+                           local structures per molecule (defaults: the model's); settings
+                           are SamplerConfig's grid fields (spacing, t_min, rho, sigma_min,
+                           sigma_max) or the sampler's options (e.g. eta), e.g.
+                           molgen:dpmpp_2m:10:spacing=logsnr:t_min=0.001
 
     python benchmarks/conformers.py --limit 20 --k 1 10 --methods etkdg etkdg_mmff
     python benchmarks/conformers.py --methods etkdg molgen:dpmpp_2m:10 molgen:ddim:20
@@ -31,8 +38,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gzip
-import hashlib
 import json
 import os
 import platform
@@ -47,6 +54,7 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem import AllChem, rdDetermineBonds
 from tqdm import tqdm
 
+from molgen.conformers.data import PLATINUM, platinum_part
 from molgen.conformers.quality import conformer_quality
 from molgen.conformers.rmsd import heavy_atom_rmsd
 from molgen.data.qm9 import QM9
@@ -54,7 +62,6 @@ from molgen.data.paths import default_data_root
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "conformers.json"
-PLATINUM = "conformers/platinum_diverse_2017_01_dev.sdf.gz"
 THRESHOLDS = (0.5, 1.0, 2.0)  # Å, for the "% of molecules with best-of-k RMSD ≤" columns
 QUALITY_KEYS = ("bonds_ok", "angles_ok", "clash_free", "stereo_ok")
 
@@ -75,13 +82,6 @@ def with_input(name: str, ref: Chem.Mol) -> dict:
     Chem.AssignStereochemistryFrom3D(ref)
     smiles = Chem.MolToSmiles(Chem.RemoveHs(ref))
     return {"name": name, "smiles": smiles, "ref": ref, "input": Chem.AddHs(Chem.MolFromSmiles(smiles))}
-
-
-def platinum_part(name: str) -> str:
-    """train (60%), valid (20%) or test (20%): the fixed split of Platinum-dev, by the SHA-256
-    of the ligand's name (issue 16); the same name always lands in the same part."""
-    bucket = int(hashlib.sha256(name.encode()).hexdigest(), 16) % 10
-    return "train" if bucket < 6 else "valid" if bucket < 8 else "test"
 
 
 LEGACY_CHOICES = (200, 1)
@@ -168,16 +168,20 @@ def make_method(spec: str, args):
     if spec in ("etkdg", "etkdg_mmff"):
         return lambda mol, k: etkdg(mol, k, args.seed, mmff=spec == "etkdg_mmff")
     kind, sampler, steps, *rest = spec.split(":") + [""] * (spec.count(":") < 2)
+    settings = dict(field.split("=", 1) for field in rest if "=" in field)
+    rest = [field for field in rest if "=" not in field]
     try:
         assert kind == "molgen" and sampler and len(rest) <= 2
         start, local = float(rest[0]) if rest else None, int(rest[1]) if len(rest) > 1 else None
         steps = int(steps)
     except (AssertionError, ValueError):
         raise SystemExit(f"unknown method {spec!r}: use etkdg, etkdg_mmff or "
-                         f"molgen:<sampler>:<steps>[:<start>[:<local structures>]]") from None
+                         f"molgen:<sampler>:<steps>[:<start>[:<L>]][:<setting>=<value>...]") from None
     from molgen.conformers.api import ConformerModel, generate_conformers  # only if asked for
 
     model = ConformerModel.load(args.model)
+    if settings:
+        model = dataclasses.replace(model, sampler=with_settings(model.sampler, sampler, settings))
     run = lambda mol, k: generate_conformers(mol, num_confs=k, seed=args.seed, sampler=sampler,
                                              steps=steps, start=start, model=model,
                                              local_structures=local)
@@ -185,7 +189,72 @@ def make_method(spec: str, args):
     return run
 
 
+def with_settings(config, kind: str, settings: dict[str, str]):
+    """The model's SamplerConfig with the method's grid fields (spacing, t_min, rho, ...) and
+    the options of sampler `kind` (e.g. eta) set from their text."""
+    from molgen.diffusion import SamplerConfig
+
+    def value(text: str):
+        lowered = text.lower()
+        if lowered in ("true", "false", "none"):
+            return {"true": True, "false": False, "none": None}[lowered]
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+    d = config.to_dict() | {"kind": kind}
+    fields = {f.name for f in dataclasses.fields(SamplerConfig)} - {"kind", "steps", "start", "options"}
+    d["options"] = {k: v for k, v in d["options"].items() if kind == config.kind}
+    for key, text in settings.items():
+        if key in fields:
+            d[key] = value(text)
+        else:
+            d["options"][key] = value(text)
+    try:
+        return SamplerConfig.from_dict(d)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"sampler settings {settings}: {exc}") from None
+
+
 # --------------------------------------------------------------------------- evaluation
+
+def torsion_floor(record: dict, ks: list[int], seed: int) -> dict:
+    """RMSD of each of the local structures molgen embeds for max(ks) conformers, with the
+    reference's torsions set on them.  Embedded in the reference's atom order, so not the
+    very embeddings a run from the SMILES gets, but made the same way (api.embed, same seed)."""
+    from molgen.conformers.api import CONFORMERS_PER_LOCAL_STRUCTURE, add_conformers, embed
+    from molgen.conformers.featurize import molecule_graph
+    from molgen.conformers.torsions import TorsionBatch, dihedrals
+
+    mol, ref = Chem.Mol(record["ref"]), record["ref"]
+    torsions = molecule_graph(mol).torsions
+    angles = dihedrals(torch.tensor(ref.GetConformer().GetPositions()), torsions.atoms)
+    local = -(-max(ks) // CONFORMERS_PER_LOCAL_STRUCTURE)
+    add_conformers(mol, [TorsionBatch([torsions], [0]).set(pos, angles) for pos in embed(mol, local, seed)])
+    return {"name": record["name"], "rmsd": heavy_atom_rmsd(mol, ref).round(4).tolist()}
+
+
+def floor_stats(floors: list[dict], ks: list[int]) -> list[dict]:
+    """rmsd_stats of the floor for each k: the best of its first ceil(k / 4) structures."""
+    from molgen.conformers.api import CONFORMERS_PER_LOCAL_STRUCTURE
+
+    return [rmsd_stats(floors, -(-k // CONFORMERS_PER_LOCAL_STRUCTURE)) | {"k": k} for k in ks]
+
+
+def above_floor(molecules: list[dict], floors: list[dict], ks: list[int]) -> list[dict]:
+    """Per k, how far a method's best-of-k lies above the molecule's floor (Å): median, and
+    % of molecules within 0.5 Å of it."""
+    from molgen.conformers.api import CONFORMERS_PER_LOCAL_STRUCTURE
+
+    out = []
+    for k in ks:
+        local = -(-k // CONFORMERS_PER_LOCAL_STRUCTURE)
+        gaps = np.array([min(m["rmsd"][:k]) - min(f["rmsd"][:local]) for m, f in zip(molecules, floors)
+                         if len(m.get("rmsd", ())) >= k and len(f["rmsd"]) >= local])
+        out.append({"k": k, "n": len(gaps), "median_gap": float(np.median(gaps)) if len(gaps) else None,
+                    "pct_within_0.5_of_floor": float(100 * (gaps <= 0.5).mean()) if len(gaps) else None})
+    return out
 
 def evaluate(record: dict, generate, ks: list[int], with_quality: bool) -> dict:
     """Generate for one molecule and measure: per-conformer RMSD, timing, quality."""
@@ -264,8 +333,8 @@ def fmt(value, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_tables(dataset: str, summaries: dict[str, dict]):
-    width = max(len(m) for m in summaries) + 2
+def print_tables(dataset: str, summaries: dict[str, dict], floor: list[dict]):
+    width = max(len(m) for m in (*summaries, "torsion floor")) + 2
     print(f"\n== {dataset}: best-of-k heavy-atom RMSD (Å) to the reference")
     print(f"{'method':{width}s}{'k':>4s}{'n':>6s}{'fail':>6s}{'median':>8s}{'mean':>8s}"
           + "".join(f"{'≤' + format(t, 'g'):>7s}" for t in THRESHOLDS) + f"{'s/conf':>9s}{'s/mol':>8s}")
@@ -275,6 +344,13 @@ def print_tables(dataset: str, summaries: dict[str, dict]):
                   f"{fmt(r.get('mean')):>8s}"
                   + "".join(f"{fmt(r.get(f'pct_le_{t:g}'), '.1f'):>7s}" for t in THRESHOLDS)
                   + f"{fmt(s['s_per_conf_per_core'], '.4f'):>9s}{fmt(s['s_per_mol_per_core'], '.3f'):>8s}")
+    for r in floor:
+        print(f"{'torsion floor':{width}s}{r['k']:4d}{r['n']:6d}{r['failures']:6d}{fmt(r.get('median')):>8s}"
+              f"{fmt(r.get('mean')):>8s}" + "".join(f"{fmt(r.get(f'pct_le_{t:g}'), '.1f'):>7s}" for t in THRESHOLDS))
+    print(f"\n== {dataset}: best-of-k above the torsion floor (Å, median; % of molecules within 0.5 Å of it)")
+    for method, s in summaries.items():
+        print(f"{method:{width}s}" + "".join(f"   k={r['k']}: {fmt(r['median_gap'])} ({fmt(r['pct_within_0.5_of_floor'], '.0f')}%)"
+                                             for r in s["above_floor"]))
     if not any("quality" in s for s in summaries.values()):
         return
     print(f"\n== {dataset}: conformer quality (all conformers; fractions are means over molecules)")
@@ -321,11 +397,16 @@ def main(argv=None):
             for spec, generate in methods.items():  # side by side: machine load hits all alike
                 per_method[spec].append(evaluate(record, generate, ks, not args.no_quality))
         summaries = {spec: summarise(mols, ks) for spec, mols in per_method.items()}
+        floors = [torsion_floor(record, ks, args.seed) for record in records]
+        for spec, mols in per_method.items():
+            summaries[spec]["above_floor"] = above_floor(mols, floors, ks)
         if not args.no_quality:
             for spec, mols in per_method.items():
                 summaries[spec]["quality"] = quality_stats(mols, per_method.get("etkdg"))
-        print_tables(dataset, summaries)
-        results[dataset] = {"info": info, "summary": summaries, "molecules": per_method}
+        floor = {"rmsd": floor_stats(floors, ks), "molecules": floors}
+        print_tables(dataset, summaries, floor["rmsd"])
+        results[dataset] = {"info": info, "summary": summaries, "torsion_floor": floor,
+                            "molecules": per_method}
 
     output = dict(
         description="Best-of-k heavy-atom RMSD, cost and quality of generated conformers "

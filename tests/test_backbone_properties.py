@@ -6,12 +6,11 @@ import math
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import numbers
 
 from molgen.data.proteins import traces_of
 from molgen.proteins import generate_backbones
 
-numbers = st.one_of(st.integers(-2**40, 2**40), st.floats(allow_nan=True, allow_infinity=True),
-                    st.booleans(), st.none(), st.text(max_size=3))
 small = st.integers(-5, 45)
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from molecule_helpers import needs_qm9
@@ -120,7 +121,7 @@ def test_conformers_tiny_run(tmp_path):
     assert info["used"] == 2 and info["size"] == 2294 and info["part"] == "test"
     assert info["part_sizes"] == {"train": 1383, "valid": 477, "test": 434}
     assert info["pool"] == 434 - 32  # the legacy choice subset's molecules left out of test
-    from conformers import platinum_part
+    from molgen.conformers.data import platinum_part
 
     assert [platinum_part(m["name"]) for m in platinum["molecules"][methods[0]]] == ["test", "test"]
     for method in methods:
@@ -130,6 +131,13 @@ def test_conformers_tiny_run(tmp_path):
         assert rmsd["k"] == 1 and rmsd["n"] == 2 and 0 <= rmsd["median"] < 10
         assert {"mean", "pct_le_0.5", "pct_le_1", "pct_le_2"} <= set(rmsd)
         assert [len(m["rmsd"]) for m in platinum["molecules"][method]] == [1, 1]
+        (gap,) = summary["above_floor"]
+        floors = [min(f["rmsd"]) for f in platinum["torsion_floor"]["molecules"]]
+        best = [min(m["rmsd"]) for m in platinum["molecules"][method]]
+        assert gap["n"] == 2 and gap["median_gap"] == pytest.approx(np.median(np.subtract(best, floors)))
+    # k = 1 conformer: one local structure, the crystal's torsions set on it
+    assert [len(f["rmsd"]) for f in platinum["torsion_floor"]["molecules"]] == [1, 1]
+    assert platinum["torsion_floor"]["rmsd"][0]["k"] == 1 and max(floors) < 2.0
     assert_finite(data)
 
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import numbers
 from rdkit import Chem, RDLogger
 
 from molgen.conformers.api import BOND_SLACK, MAX_CONFS, MAX_SEED, bond_excess, generate_conformers
@@ -133,8 +134,6 @@ def test_fragments_are_refused(a, b, seed):
     assert check_smiles(f"{a}.{b}", seed) == "refused"
 
 
-numbers = st.one_of(st.integers(-2**40, 2**40), st.floats(allow_nan=True, allow_infinity=True),
-                    st.booleans(), st.none(), st.text(max_size=3))
 
 
 @common

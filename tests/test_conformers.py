@@ -11,6 +11,7 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 
 from molgen.conformers.api import ConformerModel, add_conformers, etkdg_params, generate_conformers
+from molgen.conformers.data import CRYSTAL_SETS
 from molgen.conformers.featurize import molecule_graph
 from molgen.conformers.inputs import ConformerInputError
 from molgen.conformers.model import Conformer, ConformerSpace, TorsionNet
@@ -24,7 +25,7 @@ from test_training import check_killed_run_resumes_exactly
 STEREO = "C/C=C/C[C@H](N)c1ccccc1OC[C@@H](O)CC(=O)N(C)C"  # E double bond, two centres
 SMILES = [STEREO, "CC(=O)Oc1ccccc1C(=O)O", "OCCCCCCCCF"]
 needs_ligands = pytest.mark.skipif(
-    not (default_data_root() / "conformers" / "pubLigsNeutralGoodDensity.sdf.gz").exists(),
+    not all((default_data_root() / f).exists() for files in CRYSTAL_SETS.values() for f in files),
     reason="crystal ligands not found under MOLGEN_DATA")
 
 
@@ -217,11 +218,16 @@ def test_generate_conformers_batches_lists_and_reports_failures(small_model):
 
 @needs_ligands
 def test_training_holds_out_the_benchmark_molecules():
-    from molgen.conformers.data import PLATINUM, crystal_ligands, read_sdf, skeleton_key
+    from molgen.conformers.data import PLATINUM, crystal_ligands, platinum_part, read_sdf, skeleton_key
 
-    train = {skeleton_key(m) for m in crystal_ligands()}
-    platinum = {skeleton_key(m) for m in read_sdf(default_data_root() / PLATINUM)}
-    assert len(train) > 600 and not train & platinum
+    mols = crystal_ligands()
+    train = {skeleton_key(m) for m in mols}
+    parts = {}
+    for m in read_sdf(default_data_root() / PLATINUM):
+        parts.setdefault(platinum_part(m.GetProp("_Name")), set()).add(skeleton_key(m))
+    assert len(train) > 3000 and not train & (parts["valid"] | parts["test"])
+    assert len(train & parts["train"]) > 500  # Platinum's train part is trained on
+    assert not any(a.GetNumImplicitHs() for m in mols for a in m.GetAtoms())  # H added where absent
 
 
 @needs_ligands

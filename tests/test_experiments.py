@@ -79,9 +79,9 @@ def skip_unless_data_for(cfg) -> None:
                 or not (qm9.default_data_root() / qm9.SPLIT_FILE).is_file()):
             pytest.skip("QM9 needs qm9pack and EDM's split file (MOLGEN_DATA)")
     elif task.name == "conformers":
-        from molgen.conformers.data import PLATINUM, TRAINING_FILES
+        from molgen.conformers.data import CRYSTAL_SETS, PLATINUM
 
-        missing = [name for name in (*TRAINING_FILES, PLATINUM)
+        missing = [name for name in (PLATINUM, *(f for s in task.crystal_sets for f in CRYSTAL_SETS[s]))
                    if not (default_data_root() / name).exists()]
         if missing:
             pytest.skip(f"crystal ligands not found under MOLGEN_DATA ({', '.join(missing)})")

@@ -11,7 +11,7 @@ reports the best-of-k heavy-atom RMSD to the crystal, beside ETKDGv3's with the 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,6 +36,9 @@ class ConformerTaskConfig:
     cutoff: float = MISSING      # Å: heavy atoms closer than this exchange messages
     max_atoms: int = MISSING     # largest molecule (atoms with H) the model accepts
     local_structures: int = MISSING  # ETKDG embeddings per training ligand, crystal torsions set
+    # crystal ligand sets trained on (molgen.conformers.data.CRYSTAL_SETS); the default is
+    # what models trained before this key existed saw
+    crystal_sets: list[str] = field(default_factory=lambda: ["good_density"])
     # MOSES molecules with MMFF conformers added (0: none), and conformers per molecule; with
     # defaults, so that models trained before these keys existed still load
     force_field_molecules: int = 0
@@ -65,7 +68,7 @@ class ConformerTask(GraphTask):
             from .data import crystal_ligands
             from .model import Conformer
 
-            mols = sorted(crystal_ligands(), key=Chem.MolToInchiKey)
+            mols = sorted(crystal_ligands(self.cfg.crystal_sets), key=Chem.MolToInchiKey)
             items = [(i, Conformer.of(m), m) for i, m in enumerate(mols)]
             self._ligands = [it for it in items if len(it[1].graph.torsions)]
         return self._ligands
