@@ -256,6 +256,7 @@ def above_floor(molecules: list[dict], floors: list[dict], ks: list[int]) -> lis
                     "pct_within_0.5_of_floor": float(100 * (gaps <= 0.5).mean()) if len(gaps) else None})
     return out
 
+
 def evaluate(record: dict, generate, ks: list[int], with_quality: bool) -> dict:
     """Generate for one molecule and measure: per-conformer RMSD, timing, quality."""
     start = time.perf_counter()
