@@ -54,11 +54,16 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem import AllChem, rdDetermineBonds
 from tqdm import tqdm
 
+from molgen.conformers.api import (CONFORMERS_PER_LOCAL_STRUCTURE, ConformerModel, add_conformers, embed,
+                                   generate_conformers)
 from molgen.conformers.data import PLATINUM, platinum_part
+from molgen.conformers.featurize import molecule_graph
 from molgen.conformers.quality import conformer_quality
 from molgen.conformers.rmsd import heavy_atom_rmsd
+from molgen.conformers.torsions import TorsionBatch, dihedrals
 from molgen.data.qm9 import QM9
 from molgen.data.paths import default_data_root
+from molgen.diffusion import SamplerConfig
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "conformers.json"
@@ -154,8 +159,6 @@ def etkdg(mol: Chem.Mol, k: int, seed: int, mmff: bool = False) -> Chem.Mol:
     """ETKDGv3 exactly as molgen embeds its local structures (molgen.conformers.api.embed:
     one thread, randomSeed rdkit_seed(seed), random starting coordinates if nothing embeds
     otherwise), optionally followed by MMFF94 minimisation (RDKit's default 200 steps)."""
-    from molgen.conformers.api import add_conformers, embed
-
     mol = Chem.Mol(mol)
     add_conformers(mol, embed(mol, k, seed, repair=False))
     if mmff and mol.GetNumConformers():
@@ -177,8 +180,6 @@ def make_method(spec: str, args):
     except (AssertionError, ValueError):
         raise SystemExit(f"unknown method {spec!r}: use etkdg, etkdg_mmff or "
                          f"molgen:<sampler>:<steps>[:<start>[:<L>]][:<setting>=<value>...]") from None
-    from molgen.conformers.api import ConformerModel, generate_conformers  # only if asked for
-
     model = ConformerModel.load(args.model)
     if settings:
         model = dataclasses.replace(model, sampler=with_settings(model.sampler, sampler, settings))
@@ -192,8 +193,6 @@ def make_method(spec: str, args):
 def with_settings(config, kind: str, settings: dict[str, str]):
     """The model's SamplerConfig with the method's grid fields (spacing, t_min, rho, ...) and
     the options of sampler `kind` (e.g. eta) set from their text."""
-    from molgen.diffusion import SamplerConfig
-
     def value(text: str):
         lowered = text.lower()
         if lowered in ("true", "false", "none"):
@@ -205,7 +204,7 @@ def with_settings(config, kind: str, settings: dict[str, str]):
 
     d = config.to_dict() | {"kind": kind}
     fields = {f.name for f in dataclasses.fields(SamplerConfig)} - {"kind", "steps", "start", "options"}
-    d["options"] = {k: v for k, v in d["options"].items() if kind == config.kind}
+    d["options"] = dict(d["options"]) if kind == config.kind else {}  # another kind's don't apply
     for key, text in settings.items():
         if key in fields:
             d[key] = value(text)
@@ -219,37 +218,34 @@ def with_settings(config, kind: str, settings: dict[str, str]):
 
 # --------------------------------------------------------------------------- evaluation
 
+def local_structures_for(k: int) -> int:
+    """The ETKDG local structures generate_conformers samples k conformers on, by default."""
+    return -(-k // CONFORMERS_PER_LOCAL_STRUCTURE)
+
+
 def torsion_floor(record: dict, ks: list[int], seed: int) -> dict:
     """RMSD of each of the local structures molgen embeds for max(ks) conformers, with the
     reference's torsions set on them.  Embedded in the reference's atom order, so not the
     very embeddings a run from the SMILES gets, but made the same way (api.embed, same seed)."""
-    from molgen.conformers.api import CONFORMERS_PER_LOCAL_STRUCTURE, add_conformers, embed
-    from molgen.conformers.featurize import molecule_graph
-    from molgen.conformers.torsions import TorsionBatch, dihedrals
-
     mol, ref = Chem.Mol(record["ref"]), record["ref"]
     torsions = molecule_graph(mol).torsions
     angles = dihedrals(torch.tensor(ref.GetConformer().GetPositions()), torsions.atoms)
-    local = -(-max(ks) // CONFORMERS_PER_LOCAL_STRUCTURE)
-    add_conformers(mol, [TorsionBatch([torsions], [0]).set(pos, angles) for pos in embed(mol, local, seed)])
+    structures = embed(mol, local_structures_for(max(ks)), seed)
+    add_conformers(mol, [TorsionBatch([torsions], [0]).set(pos, angles) for pos in structures])
     return {"name": record["name"], "rmsd": heavy_atom_rmsd(mol, ref).round(4).tolist()}
 
 
 def floor_stats(floors: list[dict], ks: list[int]) -> list[dict]:
-    """rmsd_stats of the floor for each k: the best of its first ceil(k / 4) structures."""
-    from molgen.conformers.api import CONFORMERS_PER_LOCAL_STRUCTURE
-
-    return [rmsd_stats(floors, -(-k // CONFORMERS_PER_LOCAL_STRUCTURE)) | {"k": k} for k in ks]
+    """rmsd_stats of the floor for each k: the best of its first local_structures_for(k)."""
+    return [rmsd_stats(floors, local_structures_for(k)) | {"k": k} for k in ks]
 
 
 def above_floor(molecules: list[dict], floors: list[dict], ks: list[int]) -> list[dict]:
     """Per k, how far a method's best-of-k lies above the molecule's floor (Å): median, and
     % of molecules within 0.5 Å of it."""
-    from molgen.conformers.api import CONFORMERS_PER_LOCAL_STRUCTURE
-
     out = []
     for k in ks:
-        local = -(-k // CONFORMERS_PER_LOCAL_STRUCTURE)
+        local = local_structures_for(k)
         gaps = np.array([min(m["rmsd"][:k]) - min(f["rmsd"][:local]) for m, f in zip(molecules, floors)
                          if len(m.get("rmsd", ())) >= k and len(f["rmsd"]) >= local])
         out.append({"k": k, "n": len(gaps), "median_gap": float(np.median(gaps)) if len(gaps) else None,
