@@ -181,39 +181,17 @@ def make_method(spec: str, args):
         raise SystemExit(f"unknown method {spec!r}: use etkdg, etkdg_mmff or "
                          f"molgen:<sampler>:<steps>[:<start>[:<L>]][:<setting>=<value>...]") from None
     model = ConformerModel.load(args.model)
-    if settings:
-        model = dataclasses.replace(model, sampler=with_settings(model.sampler, sampler, settings))
+    if settings:  # the grid and options of the method's sampler
+        try:
+            spec = ":".join([sampler, str(steps), *(f"{k}={v}" for k, v in settings.items())])
+            model = dataclasses.replace(model, sampler=SamplerConfig.from_spec(spec, model.sampler))
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
     run = lambda mol, k: generate_conformers(mol, num_confs=k, seed=args.seed, sampler=sampler,
                                              steps=steps, start=start, model=model,
                                              local_structures=local)
     run(Chem.AddHs(Chem.MolFromSmiles("CCCCO")), 2)  # warm-up outside the timings
     return run
-
-
-def with_settings(config, kind: str, settings: dict[str, str]):
-    """The model's SamplerConfig with the method's grid fields (spacing, t_min, rho, ...) and
-    the options of sampler `kind` (e.g. eta) set from their text."""
-    def value(text: str):
-        lowered = text.lower()
-        if lowered in ("true", "false", "none"):
-            return {"true": True, "false": False, "none": None}[lowered]
-        try:
-            return float(text)
-        except ValueError:
-            return text
-
-    d = config.to_dict() | {"kind": kind}
-    fields = {f.name for f in dataclasses.fields(SamplerConfig)} - {"kind", "steps", "start", "options"}
-    d["options"] = dict(d["options"]) if kind == config.kind else {}  # another kind's don't apply
-    for key, text in settings.items():
-        if key in fields:
-            d[key] = value(text)
-        else:
-            d["options"][key] = value(text)
-    try:
-        return SamplerConfig.from_dict(d)
-    except (TypeError, ValueError) as exc:
-        raise SystemExit(f"sampler settings {settings}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -113,14 +113,12 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
 
 
 def parse_sampler(spec: str, base: SamplerConfig, guidance: float | None = None) -> SamplerConfig:
-    kind, _, steps = spec.partition(":")
+    """A row's sampler: `SamplerConfig.from_spec` on the checkpoint's, at guidance w if given."""
     try:
-        config = {**base.to_dict(), "kind": kind, "steps": int(steps)}
-    except ValueError:
-        raise SystemExit(f"bad sampler {spec!r}: use <kind>:<steps>, e.g. ddim:50") from None
-    if guidance is not None:
-        config["guidance_scale"] = guidance
-    return SamplerConfig.from_dict(config)
+        config = SamplerConfig.from_spec(spec, base)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    return config if guidance is None else config.replace(guidance_scale=guidance)
 
 
 def file_label(name: str) -> str:

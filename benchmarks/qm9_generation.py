@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from molgen.diffusion import SamplerConfig
 from device_step import join_parts, open_trainer, split_file, sync, train_for, write_json
 
 HERE = Path(__file__).resolve().parent
@@ -50,16 +51,14 @@ DATA_ROW = {"atom_stability": 99.0, "molecule_stability": 95.2, "validity": 97.7
 EDM_TRAINING = {"epochs": 3000, "batch_size": 64, "steps": 3000 * 100_000 // 64}
 
 
-def _parse_samplers(spec: str) -> list[tuple[str, int]]:
-    out = []
-    for item in spec.split(","):
-        kind, steps = item.split(":")
-        out.append((kind.strip(), int(steps)))
-    return out
-
-
-def _label(kind: str, steps: int) -> str:
-    return f"{kind}_{steps}"
+def _parse_samplers(spec: str) -> list[tuple[str, SamplerConfig]]:
+    """"kind:steps[:setting=value...],..." -> (label, sampler) per item; the label is the item
+    with ':' as '_' (e.g. dpmpp_2m_20)."""
+    try:
+        return [(item.strip().replace(":", "_"), SamplerConfig.from_spec(item.strip()))
+                for item in spec.split(",")]
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- device
@@ -85,7 +84,7 @@ def cmd_device(args) -> int:
     t_start = time.perf_counter()
     deadline = t_start + args.budget
     from molgen.metrics import molecules as metrics
-    from molgen.diffusion import SamplerConfig, log_likelihood
+    from molgen.diffusion import log_likelihood
     from molgen.train import CHECKPOINT, export_model, load_trained, save_checkpoint
 
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
@@ -130,7 +129,7 @@ def cmd_device(args) -> int:
     nfe_seconds = (time.perf_counter() - t0) / 3
     del probe_x, den
     trainer.model.train()
-    total_nfe = sum(s for _, s in _parse_samplers(args.samplers))
+    total_nfe = sum(sampler.steps for _, sampler in _parse_samplers(args.samplers))
     batches = math.ceil(args.samples / args.sample_batch)
     sample_reserve = 1.15 * total_nfe * batches * nfe_seconds + 10
     nll_reserve = args.nll_reserve if args.nll_molecules else 0
@@ -168,8 +167,8 @@ def cmd_device(args) -> int:
     trained.task.cfg.sample_batch = args.sample_batch
     samples, summary["sampling"] = {}, {}
     per_nfe_molecule = nfe_seconds / n_probe
-    for kind, steps in _parse_samplers(args.samplers):
-        label = _label(kind, steps)
+    for label, sampler in _parse_samplers(args.samplers):
+        kind, steps = sampler.kind, sampler.steps
         left = deadline - time.perf_counter() - nll_reserve - args.slack
         n = args.samples
         need = 1.15 * steps * n * per_nfe_molecule
@@ -182,7 +181,7 @@ def cmd_device(args) -> int:
             log(f"{label}: {n} molecules instead of {args.samples} to fit the time left")
         sync(device)
         t0 = time.perf_counter()
-        molecules = trained.task.sample(trained.denoiser, SamplerConfig(kind=kind, steps=steps),
+        molecules = trained.task.sample(trained.denoiser, sampler,
                                         n, seed=args.seed, device=device)
         sync(device)
         seconds = time.perf_counter() - t0
@@ -194,6 +193,7 @@ def cmd_device(args) -> int:
             "positions": torch.cat([p for p, _ in molecules]).float(),
             "atom_types": torch.cat([t for _, t in molecules]).to(torch.uint8)}
         summary["sampling"][label] = {"kind": kind, "steps": steps, "nfe": steps, "n": n,
+                                      "sampler": sampler.to_dict(),
                                       "seconds": seconds, "molecules_per_second": n / seconds,
                                       "atom_stability": stab.atom_stability,
                                       "molecule_stability": stab.molecule_stability}

@@ -315,14 +315,11 @@ def _sample(args) -> int:
         takes = ", ".join(TASK_OPTIONS[key] for key in trained.task.options) or "none"
         raise ValueError(f"{', '.join(unknown)} does not apply to a checkpoint of the "
                          f"{trained.cfg.task.name!r} task (its options: {takes})")
-    chosen = {"kind": args.sampler, "steps": args.steps, "spacing": args.spacing,
-              "guidance_scale": args.guidance}
-    chosen = {k: v for k, v in chosen.items() if v is not None}
-    if args.spacing is not None:  # a new grid, with its own parameters
-        chosen.update(t_min=args.t_min, sigma_min=None, sigma_max=None, rho=7.0)
-    elif args.t_min is not None:
+    if args.t_min is not None and args.spacing is None:
         raise ValueError("--t-min goes with --spacing logsnr or karras")
-    sampler = SamplerConfig.from_dict({**trained.sampler.to_dict(), **chosen})
+    chosen = {"kind": args.sampler, "steps": args.steps, "spacing": args.spacing,
+              "t_min": args.t_min, "guidance_scale": args.guidance}
+    sampler = trained.sampler.replace(**{k: v for k, v in chosen.items() if v is not None})
     output = args.output or trained.task.samples_file
     start = time.perf_counter()
     metrics = trained.task.evaluate(trained.denoiser, sampler, args.num_samples, seed=args.seed,

@@ -307,6 +307,25 @@ def test_grid_settings_round_trip_and_old_records_load():
     assert load_config(["sampler.spacing=logsnr", "sampler.t_min=0.002"]).sampler.t_min == 0.002
 
 
+def test_sampler_specs_and_replace():
+    base = SamplerConfig("ddim", steps=50, spacing="logsnr", t_min=0.002, options={"eta": 0.5})
+    # same kind: options and grid kept unless set
+    assert SamplerConfig.from_spec("ddim:20", base) == SamplerConfig(
+        "ddim", steps=20, spacing="logsnr", t_min=0.002, options={"eta": 0.5})
+    # another kind drops the old kind's options; another spacing resets the grid's parameters
+    got = SamplerConfig.from_spec("dpmpp_2m:10:spacing=karras:rho=5:lower_order_final=true", base)
+    assert got == SamplerConfig("dpmpp_2m", steps=10, spacing="karras", rho=5,
+                                options={"lower_order_final": True})
+    assert SamplerConfig.from_spec("ddim:10:eta=1").options == {"eta": 1}
+    assert base.replace(spacing="trailing") == SamplerConfig("ddim", steps=50, options={"eta": 0.5})
+    for spec, message in [("ddim", "<kind>:<steps>"), ("ddim:x", "<kind>:<steps>"),
+                          ("ddim:10:eta", "not <setting>=<value>"), ("foo:10", "unknown sampler"),
+                          ("ddpm:10:eta=1", "no option eta"), ("ddim:10:spacing=trailing:t_min=0.1", "t_min")]:
+        with pytest.raises(ValueError, match=message) as info:
+            SamplerConfig.from_spec(spec)
+        assert "\n" not in str(info.value) and spec in str(info.value)
+
+
 # -- DPM-Solver++(3M) and (2M) SDE -------------------------------------------------------------
 
 def _reference_dpmpp(den, x, ts, orders, eta=0.0, noises=None):

@@ -334,6 +334,23 @@ def sampler_options(kind: str) -> dict:
             if p.kind is p.KEYWORD_ONLY and p.name not in COMMON_ARGUMENTS}
 
 
+GRID_PARAMETERS = ("t_min", "sigma_min", "sigma_max", "rho")
+"""SamplerConfig fields that parameterize its spacing's grid."""
+
+
+def _spec_value(text: str):
+    """A setting's value from its text in a sampler spec."""
+    words = {"true": True, "false": False, "none": None}
+    if text.lower() in words:
+        return words[text.lower()]
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
 LEGACY_OPTIONS = ("eta", "variance", "corrector_steps", "snr", "rtol", "atol")
 """Sampler settings that were fields of SamplerConfig before `options` (older checkpoints)."""
 
@@ -394,6 +411,43 @@ class SamplerConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def replace(self, **settings) -> "SamplerConfig":
+        """A copy with `settings` changed: fields by name, anything else an option of the
+        (new) kind.  Another kind drops this kind's options; another spacing starts the grid
+        parameters (GRID_PARAMETERS) from their defaults unless they are given too."""
+        d = self.to_dict()
+        if settings.get("kind", self.kind) != self.kind:
+            d["options"] = {}
+        if settings.get("spacing", self.spacing) != self.spacing:
+            d.update({f.name: f.default for f in dataclasses.fields(self) if f.name in GRID_PARAMETERS})
+        fields = {f.name for f in dataclasses.fields(self)} - {"options"}
+        for key, value in settings.items():
+            if key in fields:
+                d[key] = value
+            else:
+                d["options"][key] = value
+        return SamplerConfig(**d)
+
+    @classmethod
+    def from_spec(cls, spec: str, base: "SamplerConfig | None" = None) -> "SamplerConfig":
+        """A sampler from text, `kind:steps[:setting=value...]`, e.g. "ddim:50:eta=1" or
+        "dpmpp_2m:10:spacing=logsnr:t_min=0.001": `base` (default SamplerConfig()) with
+        those settings (`replace`); values read as int, float, true/false/none or text.
+        ValueError naming the spec if it is malformed or a setting is invalid."""
+        kind, _, rest = spec.partition(":")
+        steps, *fields = rest.split(":")
+        try:
+            settings = {"kind": kind, "steps": int(steps)}
+            for field in fields:
+                key, eq, text = field.partition("=")
+                if not (key and eq):
+                    raise ValueError(f"{field!r} is not <setting>=<value>")
+                settings[key] = _spec_value(text)
+            return (base or cls()).replace(**settings)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"sampler {spec!r}: {exc}; use <kind>:<steps>[:<setting>=<value>...], "
+                             "e.g. dpmpp_2m:10:spacing=logsnr:t_min=0.001") from None
 
     @classmethod
     def from_dict(cls, d: dict) -> "SamplerConfig":
