@@ -29,6 +29,7 @@ SCRIPTS = {  # script → its subcommands
     "docking": [],
     "egnn_speed": [],
     "image_fid": ["score", "device"],
+    "qm9_budget": ["train", "evaluate"],
     "qm9_conditional": ["regressor", "evaluate"],
     "qm9_generation": ["device", "metrics", "throughput"],
 }
@@ -207,6 +208,22 @@ def test_qm9_generation_throughput_tiny_run(qm9_cache, tmp_path):
         assert row["seconds_per_denoiser_call"] > 0 and row["training_molecules_per_second"] > 0
         assert row["atoms"] > 2 and row["edges"] > 0 and row["parameters"] > 0
     assert data["rows"][0]["parameters"] > 4e6  # the EGNN of experiment=qm9
+    assert_finite(data)
+
+
+@needs_qm9
+def test_qm9_budget_tiny_run_resumes_at_its_last_budget_point(qm9_cache, tmp_path):
+    qm9_budget = load_script("qm9_budget")
+    work, out = tmp_path / "budget", tmp_path / "qm9_budget.json"
+    assert qm9_budget.main(["train", "--arch", "nequip_3", "--workdir", str(work), "--minutes", "0.01"]) == 0
+    assert qm9_budget.main(["train", "--arch", "nequip_3", "--workdir", str(work), "--minutes", "0.01", "0.1"]) == 0
+    assert qm9_budget.main(["evaluate", "--workdir", str(work), "-n", "2", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    rows = data["architectures"]["nequip_3"]["snapshots"]
+    assert [r["minutes"] for r in rows] == [0.01, 0.1] and list(data["architectures"]) == ["nequip_3"]
+    assert 0.6 <= rows[0]["cpu_seconds"] < rows[1]["cpu_seconds"] and 0 < rows[0]["step"] < rows[1]["step"]
+    assert all(0 <= r[k] <= 1 for r in rows for k in ("atom_stability", "molecule_stability", "validity"))
+    assert out.with_suffix(".png").stat().st_size > 0
     assert_finite(data)
 
 
