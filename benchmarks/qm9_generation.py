@@ -1,6 +1,6 @@
 """QM9 3-D molecule generation by EDM's protocol (Hoogeboom et al. 2022), issue 4.
 
-Three steps, each a subcommand:
+Four steps, each a subcommand:
 
   device      on the GPU machine (through benchmarks/gpu.sh): train `experiment=qm9` for a
               wall-clock budget, export the EMA weights, sample the same N molecules (same atom
@@ -9,12 +9,15 @@ Three steps, each a subcommand:
   metrics     here, with RDKit: EDM's metrics of each sample set (atom and molecule stability,
               validity, valid x unique, novelty against the training split), beside EDM's
               published row, into results/qm9_generation.json and a printed table.
+  samplers    here, on any model (a CPU one): EDM's metrics of n molecules per sampler row
+              (kind:steps[:setting=value...]), the same molecules' x_T for every row.
   throughput  here: CPU throughput of the EGNN (experiment=qm9 size) and of the e3nn denoiser
               (molgen.nn.nequip, default size) per denoiser call, sampling and training, into the
               same JSON under "throughput".
 
     bash benchmarks/gpu.sh python3 benchmarks/qm9_generation.py device --out $OUT   # on the device
     .venv/bin/python benchmarks/qm9_generation.py metrics --run runs/qm9_gpu
+    .venv/bin/python benchmarks/qm9_generation.py samplers --model model.pt --out results/qm9_samplers_cpu.json
     .venv/bin/python benchmarks/qm9_generation.py throughput
 
 The device step writes at most 8 files (the device tool's limit) and none over 15 MiB: the
@@ -23,6 +26,7 @@ exported EMA model is split into parts that `metrics` joins again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -446,6 +450,39 @@ def cmd_throughput(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- samplers
+
+def cmd_samplers(args) -> int:
+    """Every sampler row on one model, here: the same n molecules (atom counts and x_T from the
+    same seed) per row, EDM's metrics; the JSON is rewritten after each row."""
+    from molgen.train import load_trained
+
+    trained = load_trained(args.model)
+    out = Path(args.out)
+    results = {"model": str(args.model), "step": trained.step, "n": args.n, "seed": args.seed,
+               "config": {key: dataclasses.asdict(getattr(trained.cfg, key))
+                          for key in ("task", "diffusion")},
+               "threads": torch.get_num_threads(),
+               "machine": {"platform": platform.platform(), "torch": torch.__version__,
+                           "cpu_count": os.cpu_count(), "loadavg_start": list(os.getloadavg())},
+               "rows": []}
+    for label, sampler in _parse_samplers(args.samplers):
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        metrics = trained.task.evaluate(trained.denoiser, sampler, args.n, seed=args.seed,
+                                        progress=True)
+        row = {"row": label, "sampler": sampler.to_dict(), "nfe": sampler.steps,
+               "cpu_seconds": time.process_time() - cpu0,
+               "wall_seconds": time.perf_counter() - wall0,
+               **{k: 100 * v for k, v in metrics.items()}}
+        results["rows"].append(row)
+        results["machine"]["loadavg_end"] = list(os.getloadavg())
+        write_json(out, results)
+        print(f"{label:>40}: atom stability {row['atom_stability']:.1f}%, molecules "
+              f"{row['molecule_stability']:.1f}%, valid {row['validity']:.1f}% "
+              f"({row['cpu_seconds']:.0f} CPU-s)", flush=True)
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 def main(argv=None) -> int:
@@ -479,6 +516,15 @@ def main(argv=None) -> int:
     m.add_argument("--run", default="runs/qm9_gpu", help="the device run's files")
     m.add_argument("--out", default=str(DEFAULT_JSON))
     m.set_defaults(func=cmd_metrics)
+
+    r = sub.add_parser("samplers", help="sampler rows on one model, here (CPU)")
+    r.add_argument("--model", required=True, help="a checkpoint or exported model of experiment=qm9")
+    r.add_argument("--samplers", default="ddpm:1000,dpmpp_2m:20:spacing=logsnr,dpmpp_2m:50:spacing=logsnr",
+                   help="kind:steps[:setting=value...],... (SamplerConfig.from_spec)")
+    r.add_argument("-n", type=int, default=250, help="molecules per row")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", required=True)
+    r.set_defaults(func=cmd_samplers)
 
     t = sub.add_parser("throughput", help="CPU throughput of the EGNN and the e3nn denoiser")
     t.add_argument("--threads", type=int, nargs="+", default=[1, 2])

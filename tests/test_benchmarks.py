@@ -31,7 +31,7 @@ SCRIPTS = {  # script → its subcommands
     "image_fid": ["score", "device"],
     "qm9_budget": ["train", "evaluate"],
     "qm9_conditional": ["regressor", "evaluate"],
-    "qm9_generation": ["device", "metrics", "throughput"],
+    "qm9_generation": ["device", "metrics", "samplers", "throughput"],
 }
 HELPERS = {"device_step"}
 USER_CACHE = default_cache_dir()  # read before conftest's `cache` fixture points MOLGEN_CACHE elsewhere
@@ -225,6 +225,15 @@ def test_qm9_budget_tiny_run_resumes_at_its_last_budget_point(qm9_cache, tmp_pat
     assert all(0 <= r[k] <= 1 for r in rows for k in ("atom_stability", "molecule_stability", "validity"))
     assert out.with_suffix(".png").stat().st_size > 0
     assert_finite(data)
+    # the samplers rows of qm9_generation on a snapshot: the same molecules for every row
+    rows_json = tmp_path / "samplers.json"
+    assert load_script("qm9_generation").main([
+        "samplers", "--model", str(work / "nequip_3" / rows[0]["model"]), "-n", "2",
+        "--samplers", "ddim:2,dpmpp_2m:3:spacing=logsnr:t_min=0.001", "--out", str(rows_json)]) == 0
+    rows = json.loads(rows_json.read_text())["rows"]
+    assert [(r["row"], r["nfe"], r["sampler"]["t_min"]) for r in rows] == [
+        ("ddim_2", 2, None), ("dpmpp_2m_3_spacing=logsnr_t_min=0.001", 3, 0.001)]
+    assert all(0 <= r["atom_stability"] <= 100 for r in rows)
 
 
 @needs_qm9
