@@ -31,6 +31,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,7 @@ from device_step import join_parts, open_trainer, split_file, sync, train_for, w
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results" / "qm9_generation.json"
+CARRY = "checkpoint_carry.pt"  # the run as it travels between leases (molgen.train.carry_checkpoint)
 DEFAULT_SAMPLERS = "dpmpp_2m:20,ddpm:1000,ddim:100,ddim:50,dpmpp_2m:50"
 
 # EDM's unconditional QM9 model and the data, as published (Hoogeboom et al. 2022, Tables 2
@@ -84,12 +86,22 @@ class _OutOfTime(Exception):
     pass
 
 
+def _test_split(source: str):
+    """QM9's test split, or None where the data holds the train split alone."""
+    from molgen.data.qm9 import QM9
+
+    try:
+        return QM9("test", source=source)
+    except ValueError:
+        return None
+
+
 def cmd_device(args) -> int:
     t_start = time.perf_counter()
     deadline = t_start + args.budget
     from molgen.metrics import molecules as metrics
     from molgen.diffusion import log_likelihood
-    from molgen.train import CHECKPOINT, export_model, load_trained, save_checkpoint
+    from molgen.train import CHECKPOINT, carry_checkpoint, export_model, load_trained, save_checkpoint
 
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
@@ -103,6 +115,9 @@ def cmd_device(args) -> int:
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t_start:7.1f} s] {msg}", flush=True)
 
+    if args.resume and not (work / CHECKPOINT).exists():  # continue a run carried in
+        work.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.resume, work / CHECKPOINT)
     trainer, summary["gpu"] = open_trainer(
         args.experiment, args.device, work,
         [f"checkpoint_every={args.checkpoint_every}", *args.override])
@@ -156,15 +171,19 @@ def cmd_device(args) -> int:
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
-    model_path = work / "model_ema.pt"
-    export_model(work / CHECKPOINT, model_path)
-    summary["model_parts"] = split_file(model_path, out)
-    summary["model_bytes"] = model_path.stat().st_size
+    # what comes back: the run as a carry checkpoint (bf16 weights and EMA, no optimizer),
+    # which the next lease continues from (--resume) and `metrics` samples from
+    carry = work / CARRY
+    carry_checkpoint(work / CHECKPOINT, carry)
+    summary["carry_parts"] = split_file(carry, out)
+    summary["carry_bytes"] = carry.stat().st_size
     for name in ("log.jsonl",):
         (out / name).write_bytes((work / name).read_bytes())
     write_json(summary_path, summary)
-    log(f"exported the EMA model ({model_path.stat().st_size / 2**20:.1f} MiB) into "
-        f"{len(summary['model_parts'])} part(s)")
+    log(f"carry checkpoint at step {summary['training']['steps']} "
+        f"({carry.stat().st_size / 2**20:.1f} MiB) in {len(summary['carry_parts'])} part(s)")
+    model_path = work / "model_ema.pt"
+    export_model(work / CHECKPOINT, model_path)  # the fp32 EMA weights, for sampling here
 
     # -- sample: the same seed gives every sampler the same atom counts and the same x_T
     trained = load_trained(model_path, device=device)
@@ -207,10 +226,11 @@ def cmd_device(args) -> int:
             f"{stab.atom_stability:.3f}, molecule stability {stab.molecule_stability:.3f}")
 
     # -- PF-ODE NLL of test molecules (Hutchinson trace), stopped at the deadline
-    if args.nll_molecules:
-        from molgen.data.qm9 import QM9
-
-        test = QM9("test", source=trained.task.cfg.source)
+    test = _test_split(trained.task.cfg.source) if args.nll_molecules else None
+    if args.nll_molecules and test is None:
+        summary["nll"] = {"skipped": "no test split here (gpu.sh --prepare qm9_train sends the train split alone)"}
+        log(summary["nll"]["skipped"])
+    if test is not None:
         rows = torch.arange(min(args.nll_molecules, len(test)))  # the split file's random order
         x, space = _molecule_batch(test, rows, trained.task.cfg.charges, device)
         nll_deadline = deadline - args.slack
@@ -287,7 +307,7 @@ def cmd_metrics(args) -> int:
     run = Path(args.run)
     summary = json.loads((run / "summary.json").read_text())
     samples = torch.load(run / "samples.pt", weights_only=True)
-    model = join_parts(run, "model_ema.pt")
+    carry = join_parts(run, CARRY)
     t0 = time.perf_counter()
     reference = set(train_smiles(run / "train_smiles.txt"))
     print(f"{len(reference)} distinct training SMILES ({time.perf_counter() - t0:.0f} s)")
@@ -307,7 +327,8 @@ def cmd_metrics(args) -> int:
             "gpu_seconds": info["seconds"]}
     training = summary["training"]
     gpu = summary.get("gpu", {}).get("name", "cpu")
-    budget = {"hardware": gpu, "minutes": training["seconds"] / 60, "steps": training["steps"],
+    budget = {"hardware": gpu, "minutes_this_run": training["seconds"] / 60,
+              "steps_this_run": training["steps_this_run"], "steps": training["steps"],
               "batch_size": training["batch_size"],
               "epochs": training["steps"] * training["batch_size"] / 100_000,
               "steps_per_second": training["steps_per_second"],
@@ -321,8 +342,9 @@ def cmd_metrics(args) -> int:
         "edm_published": EDM_ROW, "edm_training": EDM_TRAINING, "data_row_published": DATA_ROW,
         "device_run": {k: summary[k] for k in ("gpu", "torch", "wall_seconds", "sampling_probe")
                        if k in summary},
-        "checkpoint": {"path": str(model),
-                       "bytes": model.stat().st_size if model.exists() else None}})
+        "checkpoint": {"path": str(carry), "bytes": carry.stat().st_size if carry.exists() else None,
+                       "what": "carry checkpoint (molgen.train.carry_checkpoint): the next lease "
+                               "continues from it with --resume"}})
     write_json(Path(args.out), results)
     print_metrics(results)
     return 0
@@ -330,9 +352,9 @@ def cmd_metrics(args) -> int:
 
 def print_metrics(results: dict) -> None:
     tr = results["training"]
-    print(f"\nQM9 unconditional generation, EDM protocol.  Training: {tr['hardware']}, "
-          f"{tr['minutes']:.1f} min, {tr['steps']} steps x batch {tr['batch_size']} = "
-          f"{tr['epochs']:.2f} epochs (EDM: {EDM_TRAINING['epochs']} epochs, "
+    print(f"\nQM9 unconditional generation, EDM protocol.  Training: {tr['hardware']}, this run "
+          f"{tr['minutes_this_run']:.1f} min ({tr['steps_this_run']} steps); in all {tr['steps']} "
+          f"steps x batch {tr['batch_size']} = {tr['epochs']:.2f} epochs (EDM: {EDM_TRAINING['epochs']} epochs, "
           f"{EDM_TRAINING['steps']:,} steps x 64).")
     head = (f"{'model / sampler':<24}{'NFE':>6}{'N':>6}  {'atom st':>7} {'mol st':>7} "
             f"{'valid':>7} {'V x U':>7} {'novel':>7} {'NLL':>8}")
@@ -493,6 +515,8 @@ def main(argv=None) -> int:
     d = sub.add_parser("device", help="train, sample and NLL on the GPU machine")
     d.add_argument("--out", required=True, help="folder for what comes back (the tool's $OUT)")
     d.add_argument("--workdir", default="/tmp/qm9_run", help="the training run's out_dir")
+    d.add_argument("--resume", default=None,
+                   help=f"a checkpoint to continue (the {CARRY} an earlier lease brought back)")
     d.add_argument("--experiment", default="qm9")
     d.add_argument("--device", default="cuda")
     d.add_argument("--override", action="append", default=[], help="extra hydra override")

@@ -270,7 +270,7 @@ def test_qm9_generation_device_step_on_cpu_then_metrics(qm9_cache, tmp_path):
         "--sample-batch", "8", "--nll-molecules", "2", "--nll-tol", "1e-2", "--nll-reserve", "10"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["training"]["steps_this_run"] > 0 and summary["gpu"]["name"] == "cpu"
-    assert all((out / part).is_file() for part in summary["model_parts"])
+    assert all((out / part).is_file() for part in summary["carry_parts"])
     for label in ("ddim_2", "dpmpp_2m_2"):
         row = summary["sampling"][label]
         assert row["n"] == 8 and row["nfe"] == 2 and 0 <= row["atom_stability"] <= 1
@@ -290,8 +290,21 @@ def test_qm9_generation_device_step_on_cpu_then_metrics(qm9_cache, tmp_path):
         for key in ("atom_stability", "molecule_stability", "validity", "valid_unique", "uniqueness", "novelty"):
             assert 0 <= row[key] <= 100
     assert data["training"]["steps"] == summary["training"]["steps"]
-    assert data["checkpoint"]["bytes"] == summary["model_bytes"]  # the parts joined again
+    assert data["checkpoint"]["bytes"] == summary["carry_bytes"]  # the parts joined again
     assert_finite(data)
+
+    # the next lease continues the same run from what came back, on a machine with the train
+    # split alone (as gpu.sh --prepare qm9_train sends it): no NLL then
+    again = tmp_path / "again"
+    assert qm9_generation.main([
+        "device", "--device", "cpu", "--experiment", "qm9_tiny", "--workdir", str(tmp_path / "work2"),
+        "--out", str(again), "--resume", str(out / "checkpoint_carry.pt"), "--override", "steps=100000",
+        "--budget", "60",
+        "--train-seconds", "2", "--min-train-seconds", "1", "--slack", "0", "--samplers", "ddim:2",
+        "--samples", "4", "--min-samples", "1", "--sample-batch", "4", "--nll-molecules", "0"]) == 0
+    second = json.loads((again / "summary.json").read_text())["training"]
+    assert second["steps"] == summary["training"]["steps"] + second["steps_this_run"]
+    assert second["epochs"] > summary["training"]["epochs"]
 
 
 @needs_qm9

@@ -182,3 +182,23 @@ def test_qm9pack_cache_serves_without_qm9pack(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     loaded = qm9.load_table(cache_dir=tmp_path)
     assert loaded.index.tolist() == [1] and loaded.charges.tolist() == [6, 1, 1, 1, 1]
+
+
+def test_subset_keeps_whole_molecules_and_round_trips(tmp_path):
+    """A split's table (what gpu.sh --prepare qm9_train sends): the chosen molecules with
+    their own atoms, saved and read back unchanged."""
+    sizes = np.array([2, 3, 1, 4])
+    table = qm9.QM9Table(index=np.array([3, 5, 8, 9]), n_atoms=sizes,
+                         charges=np.arange(10) % 9 + 1, positions=np.arange(30, dtype=np.float32).reshape(10, 3),
+                         properties=np.arange(48, dtype=np.float64).reshape(4, 12))
+    part = table.subset(np.array([1, 3]))
+    assert part.index.tolist() == [5, 9] and part.n_atoms.tolist() == [3, 4]
+    assert part.charges.tolist() == table.charges[[2, 3, 4, 6, 7, 8, 9]].tolist()
+    assert np.array_equal(part.positions, table.positions[[2, 3, 4, 6, 7, 8, 9]])
+    part.save(tmp_path / "part.npz")
+    loaded = qm9.QM9Table.load(tmp_path / "part.npz")
+    for key in ("index", "n_atoms", "charges", "positions", "properties"):
+        assert np.array_equal(getattr(loaded, key), getattr(part, key))
+    assert qm9.rows_of(np.array([9]), loaded.index).tolist() == [1]
+    with pytest.raises(ValueError, match="1 split ids are not in the QM9 data"):
+        qm9.rows_of(np.array([3]), loaded.index)

@@ -20,9 +20,10 @@ from molgen.metrics.stats import mmd_rbf
 from molgen.tasks.toy import Toy2dConfig
 from molgen.data.toy import mixture_2d
 from molgen.train import (CHECKPOINT, CONFIG_DIR, EMA, LOG, TASKS, ConfigError, Trainer, build_schedule,
-                          config_from_dict, load_checkpoint, load_config, make_optimizer, read_log,
+                          carry_checkpoint, config_from_dict, load_checkpoint, load_config, make_optimizer, read_log,
                           rng_state, save_checkpoint, set_rng_state, step_generator, train,
                           TrainingDiverged)
+from molgen.train.checkpoint import RESUME_KEYS
 
 # a small, fast configuration for everything but the quality test
 SMALL = ["progress=false", "task.hidden=32", "task.layers=2", "batch_size=64",
@@ -223,6 +224,37 @@ def test_resume_refuses_changed_training_settings(tmp_path):
 def test_killed_run_resumes_exactly(tmp_path):
     """Uninterrupted 40 steps == 40 steps SIGKILLed at step 27 (checkpoint at 20) and resumed."""
     check_killed_run_resumes_exactly(tmp_path, SMALL, steps=40, every=10, kill=27)
+
+
+def test_carry_checkpoint_continues_the_run_with_a_warm_restart(tmp_path):
+    """A carry checkpoint: a quarter of the size, the same step, weights within bfloat16's
+    rounding; training resumed from it continues at that step (fresh optimizer, warmed up
+    again) and stays close to the uninterrupted run."""
+    args = [*SMALL, "steps=30", "checkpoint_every=15", "optim.warmup_steps=5"]
+    train(load_config([*args, f"out_dir={tmp_path / 'ref'}"]))
+    train(load_config([*args, "steps=15", f"out_dir={tmp_path / 'a'}"]))
+    carry = tmp_path / "b" / CHECKPOINT
+    carry_checkpoint(tmp_path / "a" / CHECKPOINT, carry)
+    full, small = load_checkpoint(tmp_path / "a" / CHECKPOINT), load_checkpoint(carry, RESUME_KEYS)
+    assert "optimizer" not in small and small["step"] == 15 and small["warm_restart"] is True
+    nbytes = lambda ckpt: sum(v.numel() * v.element_size() for part in (ckpt["model"], ckpt["ema"]["shadow"])
+                              for v in part.values())
+    assert nbytes(small) <= 0.51 * nbytes(full)  # and no optimizer moments: a quarter of the tensors
+    for key, value in full["model"].items():
+        if value.is_floating_point():
+            assert small["model"][key].dtype == torch.bfloat16
+            assert torch.allclose(small["model"][key].float(), value, rtol=2 ** -8, atol=0)
+
+    resumed = subprocess.run([sys.executable, "-m", "molgen.cli", "train", *args, f"out_dir={tmp_path / 'b'}"],
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "at step 15 with a fresh optimizer" in resumed.stderr
+    log = read_log(tmp_path / "b" / LOG)
+    assert [r["step"] for r in log] == list(range(16, 31))
+    assert [r["lr"] for r in log[:5]] == pytest.approx([1e-3 * k / 5 for k in range(1, 6)])  # warm-up again
+    ref, got = losses(tmp_path / "ref"), losses(tmp_path / "b")
+    assert max(abs(ref[s] - got[s]) / ref[s] for s in range(16, 31)) < 0.5  # the same data, close weights
+    assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["step"] == 30  # a full checkpoint again
 
 
 def check_killed_run_resumes_exactly(tmp_path, args, steps: int, every: int, kill: int):

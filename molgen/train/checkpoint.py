@@ -18,8 +18,9 @@ import torch
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
-CHECKPOINT_KEYS = ("step", "model", "ema", "optimizer", "scheduler", "rng", "config", "sampler",
-                   "task")
+RESUME_KEYS = ("step", "model", "ema", "rng", "config", "sampler", "task")
+"""What every checkpoint that training resumes from holds."""
+CHECKPOINT_KEYS = RESUME_KEYS + ("optimizer", "scheduler")
 MODEL_KEYS = ("step", "model", "config", "sampler", "task")
 """An exported model (`export_model`): a checkpoint's EMA weights as "model", nothing to resume."""
 
@@ -93,6 +94,24 @@ def load_checkpoint(path: str | os.PathLike, keys=CHECKPOINT_KEYS) -> dict:
     if missing:
         raise ValueError(f"{path} is not a molgen checkpoint: it lacks {', '.join(missing)}")
     return ckpt
+
+
+def carry_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Write the checkpoint at src as a carry checkpoint at dst, about a quarter of its size:
+    the weights and their EMA in bfloat16, no optimizer state.  It moves a run between
+    machines through a size limit (a lent GPU's 64 MiB).  Training resumed from it continues
+    the same run at its step, with the same data, times and noise per step, but warm-restarts
+    the optimizer: Adam's moments start from zero and the learning rate warms up again; the
+    rounding to bfloat16 changes each weight by at most 2^-9 of its value."""
+    ckpt = load_checkpoint(src)
+
+    def half(state: dict) -> dict:
+        return {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in state.items()}
+
+    save_checkpoint({"step": ckpt["step"], "model": half(ckpt["model"]),
+                     "ema": {**ckpt["ema"], "shadow": half(ckpt["ema"]["shadow"])},
+                     "rng": ckpt["rng"], "config": ckpt["config"], "sampler": ckpt["sampler"],
+                     "task": ckpt["task"], "warm_restart": True}, dst)
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:

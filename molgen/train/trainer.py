@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .. import plotting
 from ..diffusion import Denoiser, diffusion_loss
-from .checkpoint import (CHECKPOINT, LOG, load_checkpoint, read_log, rng_state, save_checkpoint,
+from .checkpoint import (CHECKPOINT, LOG, RESUME_KEYS, load_checkpoint, read_log, rng_state, save_checkpoint,
                          seed_everything, set_rng_state, step_generator)
 from .config import ConfigError, TrainConfig, build_schedule
 from .distributed import DistEnv, init_distributed
@@ -66,7 +66,7 @@ class Trainer:
         self.optimizer, self.lr_schedule = make_optimizer(self.model, cfg.optim)
         self.step = self.saved_step = 0
         if cfg.resume and (self.out / CHECKPOINT).exists():
-            self._restore(load_checkpoint(self.out / CHECKPOINT))
+            self._restore(load_checkpoint(self.out / CHECKPOINT, RESUME_KEYS))
         self.train_net = self.model
         if env.world_size > 1:
             ids = [env.device.index] if env.device.type == "cuda" else None
@@ -233,12 +233,20 @@ class Trainer:
                               "builds; use another out_dir, or resume=false to overwrite it") from None
         self.ema.load_state_dict(ckpt["ema"])
         self.task.load_state_dict(ckpt["task"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.lr_schedule.load_state_dict(ckpt["scheduler"])
+        warm = bool(ckpt.get("warm_restart"))
+        if not warm:
+            missing = [key for key in ("optimizer", "scheduler") if key not in ckpt]
+            if missing:
+                raise ValueError(f"{self.out / CHECKPOINT} is not a molgen checkpoint: it lacks "
+                                 f"{', '.join(missing)}")
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.lr_schedule.load_state_dict(ckpt["scheduler"])
         self.step = self.saved_step = int(ckpt["step"])
         set_rng_state(ckpt["rng"][self.env.rank % len(ckpt["rng"])], self.env.device)
         if self.env.is_main:
-            print(f"molgen: resuming from {self.out / CHECKPOINT} at step {self.step}",
+            how = (" with a fresh optimizer (a carry checkpoint: Adam's moments restart and the "
+                   "learning rate warms up again)" if warm else "")
+            print(f"molgen: resuming from {self.out / CHECKPOINT} at step {self.step}{how}",
                   file=sys.stderr)
 
     def _open_log(self):
