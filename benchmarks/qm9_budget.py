@@ -76,13 +76,12 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from molgen.train import load_trained
-
     results = {"protocol": "experiment=qm9 (EDM's recipe: polynomial schedule, eps, lr 1e-4, "
                            "batch 64, EMA 0.9999 with warm-up), one CPU thread per run; budget = "
                            "CPU seconds of the training loop (time.process_time); each snapshot's "
-                           "EMA weights sampled with the experiment's sampler, the same seed and "
-                           "atom counts for all; EDM's metrics (molgen.metrics.molecules). QM9 "
+                           "EMA weights sampled with the experiment's sampler (other_samplers: "
+                           "the same molecules with another sampler, at some snapshots), the same "
+                           "seed and atom counts for all; EDM's metrics (molgen.metrics.molecules). QM9 "
                            "generation has no held-out choice: no setting was tuned on these "
                            "samples.",
                "n": args.n, "seed": args.seed, "threads": torch.get_num_threads(),
@@ -93,21 +92,19 @@ def cmd_evaluate(args) -> int:
         arch_dir = Path(args.workdir) / arch
         rows = []
         for snap in _snapshots(arch_dir):
-            cached = arch_dir / f"eval_{snap['minutes']:g}min_n{args.n}_seed{args.seed}.json"
-            if not cached.exists():
-                trained = load_trained(arch_dir / snap["model"])
-                cpu0 = time.process_time()
-                metrics = trained.task.evaluate(trained.denoiser, trained.sampler, args.n,
-                                                seed=args.seed, progress=True,
-                                                path=cached.with_suffix(".sdf"))
-                metrics["sampling_cpu_seconds"] = time.process_time() - cpu0
-                metrics["sampler"] = trained.sampler.to_dict()
-                write_json(cached, metrics)
-            rows.append({**snap, **json.loads(cached.read_text())})
-            print(f"{arch} {snap['minutes']:>5g} min step {snap['step']:>6}: atom stability "
-                  f"{100 * rows[-1]['atom_stability']:.1f}%, molecules "
-                  f"{100 * rows[-1]['molecule_stability']:.1f}%, valid "
-                  f"{100 * rows[-1]['validity']:.1f}%", flush=True)
+            stem = f"eval_{snap['minutes']:g}min_n{args.n}_seed{args.seed}"
+            row = {**snap, **_evaluated(arch_dir, snap, None, stem, args)}
+            if args.sampler and snap["minutes"] in args.at:
+                label = args.sampler.replace(":", "_")
+                _evaluated(arch_dir, snap, args.sampler, f"{stem}_{label}", args)
+            others = [json.loads(path.read_text()) for path in sorted(arch_dir.glob(f"{stem}_*.json"))]
+            row["other_samplers"] = {entry["spec"]: entry for entry in others}
+            rows.append(row)
+            for spec, metrics in [("default", row), *row["other_samplers"].items()]:
+                print(f"{arch} {snap['minutes']:>5g} min step {snap['step']:>6} {spec}: atom "
+                      f"stability {100 * metrics['atom_stability']:.1f}%, molecules "
+                      f"{100 * metrics['molecule_stability']:.1f}%, valid "
+                      f"{100 * metrics['validity']:.1f}%", flush=True)
         if rows:
             results["architectures"][arch] = {"overrides": ARCHS[arch], "snapshots": rows}
     out = Path(args.out)
@@ -115,6 +112,24 @@ def cmd_evaluate(args) -> int:
     plot(results, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0
+
+
+def _evaluated(arch_dir: Path, snap: dict, spec: str | None, stem: str, args) -> dict:
+    """EDM's metrics of args.n molecules from a snapshot with sampler `spec` (None: the
+    experiment's), cached in arch_dir/<stem>.json beside the samples (<stem>.sdf)."""
+    from molgen.diffusion import SamplerConfig
+    from molgen.train import load_trained
+
+    cached = arch_dir / f"{stem}.json"
+    if not cached.exists():
+        trained = load_trained(arch_dir / snap["model"])
+        sampler = trained.sampler if spec is None else SamplerConfig.from_spec(spec, trained.sampler)
+        cpu0 = time.process_time()
+        metrics = trained.task.evaluate(trained.denoiser, sampler, args.n, seed=args.seed,
+                                        progress=True, path=cached.with_suffix(".sdf"))
+        write_json(cached, {**metrics, "sampling_cpu_seconds": time.process_time() - cpu0,
+                            "sampler": sampler.to_dict(), "spec": spec or "default"})
+    return json.loads(cached.read_text())
 
 
 def plot(results: dict, path: Path) -> None:
@@ -153,6 +168,9 @@ def main(argv=None) -> int:
     p.add_argument("-n", type=int, default=250, help="molecules per snapshot")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(DEFAULT_JSON))
+    p.add_argument("--sampler", default=None,
+                   help="also sample the snapshots --at with this sampler (kind:steps[:setting=value...])")
+    p.add_argument("--at", type=float, nargs="*", default=[], help="CPU-minutes of those snapshots")
     p.set_defaults(func=cmd_evaluate)
     args = parser.parse_args(argv)
     return args.func(args)
