@@ -111,8 +111,8 @@ class QM9Table:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
         np.savez_compressed(tmp, format=_CACHE_FORMAT, index=self.index, n_atoms=self.n_atoms,
-                 charges=self.charges.astype(np.uint8), positions=self.positions,
-                 properties=self.properties)
+                            charges=self.charges.astype(np.uint8), positions=self.positions,
+                            properties=self.properties)
         os.replace(tmp, path)
 
     @classmethod

@@ -14,7 +14,7 @@ from .trainer import Trainer, TrainingDiverged, train
 __all__ = [
     "CHECKPOINT", "CHECKPOINT_KEYS", "LOG", "MODEL_KEYS", "carry_checkpoint", "load_checkpoint", "read_log",
     "rng_state", "save_checkpoint", "set_rng_state", "seed_everything", "step_generator", "CONFIG_DIR",
-    "ConfigError",    "TrainConfig", "build_schedule", "config_from_dict", "load_config", "DistEnv", "init_distributed", "EMA",
-    "make_optimizer", "TASKS", "Batch", "Task", "make_task", "task_class", "Trained",
-    "export_model", "load_trained", "Trainer", "TrainingDiverged", "train",
+    "ConfigError", "TrainConfig", "build_schedule", "config_from_dict", "load_config", "DistEnv",
+    "init_distributed", "EMA", "make_optimizer", "TASKS", "Batch", "Task", "make_task", "task_class",
+    "Trained", "export_model", "load_trained", "Trainer", "TrainingDiverged", "train",
 ]

@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 
 from .. import plotting
 from ..diffusion import Denoiser, diffusion_loss
-from .checkpoint import (CHECKPOINT, LOG, RESUME_KEYS, load_checkpoint, read_log, rng_state, save_checkpoint,
-                         seed_everything, set_rng_state, step_generator)
+from .checkpoint import (CHECKPOINT, LOG, RESUME_KEYS, load_checkpoint, read_log, rng_state,
+                         save_checkpoint, seed_everything, set_rng_state, step_generator)
 from .config import ConfigError, TrainConfig, build_schedule
 from .distributed import DistEnv, init_distributed
 from .ema import EMA, make_optimizer
