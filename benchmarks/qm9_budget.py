@@ -79,12 +79,11 @@ def cmd_evaluate(args) -> int:
     results = {"protocol": "experiment=qm9 (EDM's recipe: polynomial schedule, eps, lr 1e-4, "
                            "batch 64, EMA 0.9999 with warm-up), one CPU thread per run; budget = "
                            "CPU seconds of the training loop (time.process_time); each snapshot's "
-                           "EMA weights sampled with the experiment's sampler (other_samplers: "
-                           "the same molecules with another sampler, at some snapshots), the same "
-                           "seed and atom counts for all; EDM's metrics (molgen.metrics.molecules). QM9 "
-                           "generation has no held-out choice: no setting was tuned on these "
-                           "samples.",
-               "n": args.n, "seed": args.seed, "threads": torch.get_num_threads(),
+                           "EMA weights sampled with one or more samplers ('default': the "
+                           "experiment's), the same seed, hence the same atom counts and x_T, for "
+                           "all; EDM's metrics (molgen.metrics.molecules). QM9 generation has no "
+                           "held-out choice: no setting was tuned on these samples.",
+               "seed": args.seed, "threads": torch.get_num_threads(),
                "machine": {"cpu_count": os.cpu_count(), "torch": torch.__version__,
                            "platform": platform.platform()},
                "architectures": {}}
@@ -92,16 +91,13 @@ def cmd_evaluate(args) -> int:
         arch_dir = Path(args.workdir) / arch
         rows = []
         for snap in _snapshots(arch_dir):
-            stem = f"eval_{snap['minutes']:g}min_n{args.n}_seed{args.seed}"
-            row = {**snap, **_evaluated(arch_dir, snap, None, stem, args)}
-            if args.sampler and snap["minutes"] in args.at:
-                label = args.sampler.replace(":", "_")
-                _evaluated(arch_dir, snap, args.sampler, f"{stem}_{label}", args)
-            others = [json.loads(path.read_text()) for path in sorted(arch_dir.glob(f"{stem}_*.json"))]
-            row["other_samplers"] = {entry["spec"]: entry for entry in others}
-            rows.append(row)
-            for spec, metrics in [("default", row), *row["other_samplers"].items()]:
-                print(f"{arch} {snap['minutes']:>5g} min step {snap['step']:>6} {spec}: atom "
+            if args.at is None or snap["minutes"] in args.at:
+                _evaluate(arch_dir, snap, args)
+            found = sorted(arch_dir.glob(f"eval_{snap['minutes']:g}min_*_seed{args.seed}.json"))
+            rows.append({**snap, "samples": {entry["row"]: entry for entry in
+                                             (json.loads(path.read_text()) for path in found)}})
+            for label, metrics in rows[-1]["samples"].items():
+                print(f"{arch} {snap['minutes']:>5g} min step {snap['step']:>6} {label}: atom "
                       f"stability {100 * metrics['atom_stability']:.1f}%, molecules "
                       f"{100 * metrics['molecule_stability']:.1f}%, valid "
                       f"{100 * metrics['validity']:.1f}%", flush=True)
@@ -114,41 +110,52 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _evaluated(arch_dir: Path, snap: dict, spec: str | None, stem: str, args) -> dict:
-    """EDM's metrics of args.n molecules from a snapshot with sampler `spec` (None: the
-    experiment's), cached in arch_dir/<stem>.json beside the samples (<stem>.sdf)."""
+def _evaluate(arch_dir: Path, snap: dict, args) -> None:
+    """EDM's metrics of args.n molecules of a snapshot with args.sampler ('default': the
+    experiment's), into arch_dir/eval_<minutes>min_<row>_seed<seed>.json (row: the sampler
+    and n) beside the samples (.sdf), unless that file exists."""
     from molgen.diffusion import SamplerConfig
     from molgen.train import load_trained
 
-    cached = arch_dir / f"{stem}.json"
-    if not cached.exists():
-        trained = load_trained(arch_dir / snap["model"])
-        sampler = trained.sampler if spec is None else SamplerConfig.from_spec(spec, trained.sampler)
-        cpu0 = time.process_time()
-        metrics = trained.task.evaluate(trained.denoiser, sampler, args.n, seed=args.seed,
-                                        progress=True, path=cached.with_suffix(".sdf"))
-        write_json(cached, {**metrics, "sampling_cpu_seconds": time.process_time() - cpu0,
-                            "sampler": sampler.to_dict(), "spec": spec or "default"})
-    return json.loads(cached.read_text())
+    row = f"{args.sampler.replace(':', '_')}_n{args.n}"
+    cached = arch_dir / f"eval_{snap['minutes']:g}min_{row}_seed{args.seed}.json"
+    if cached.exists():
+        return
+    trained = load_trained(arch_dir / snap["model"])
+    sampler = (trained.sampler if args.sampler == "default" else
+               SamplerConfig.from_spec(args.sampler, trained.sampler))
+    cpu0 = time.process_time()
+    metrics = trained.task.evaluate(trained.denoiser, sampler, args.n, seed=args.seed,
+                                    progress=True, path=cached.with_suffix(".sdf"))
+    write_json(cached, {**metrics, "row": row, "n": args.n, "sampler": sampler.to_dict(),
+                        "sampling_cpu_seconds": time.process_time() - cpu0})
 
 
 def plot(results: dict, path: Path) -> None:
+    """Atom and molecule stability and validity against training CPU-minutes: a colour per
+    architecture, a line style per sampler row."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     keys = [("atom_stability", "atom stability"), ("molecule_stability", "molecule stability"),
             ("validity", "validity (RDKit)")]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4))
+    labels = sorted({label for entry in results["architectures"].values()
+                     for snap in entry["snapshots"] for label in snap["samples"]})
+    styles = dict(zip(labels, ["-", "--", ":", "-."] * len(labels)))
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.8))
     for ax, (key, title) in zip(axes, keys):
-        for arch, entry in results["architectures"].items():
-            rows = entry["snapshots"]
-            ax.plot([r["cpu_seconds"] / 60 for r in rows], [100 * r[key] for r in rows],
-                    marker="o", label=arch)
+        for colour, (arch, entry) in enumerate(results["architectures"].items()):
+            for label in labels:
+                points = [(snap["cpu_seconds"] / 60, 100 * snap["samples"][label][key])
+                          for snap in entry["snapshots"] if label in snap["samples"]]
+                if points:
+                    ax.plot(*zip(*points), styles[label], marker="o", color=f"C{colour}",
+                            label=f"{arch}, {label}")
         ax.set(title=title, xlabel="training CPU-minutes (one thread)", ylabel="%", ylim=(0, 100))
         ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.suptitle(f"QM9, experiment=qm9 recipe, {results['n']} samples per point")
+    axes[0].legend(fontsize=6)
+    fig.suptitle("QM9, experiment=qm9's recipe per architecture")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -168,9 +175,12 @@ def main(argv=None) -> int:
     p.add_argument("-n", type=int, default=250, help="molecules per snapshot")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(DEFAULT_JSON))
-    p.add_argument("--sampler", default=None,
-                   help="also sample the snapshots --at with this sampler (kind:steps[:setting=value...])")
-    p.add_argument("--at", type=float, nargs="*", default=[], help="CPU-minutes of those snapshots")
+    p.add_argument("--sampler", default="default",
+                   help="kind:steps[:setting=value...] (SamplerConfig.from_spec on the snapshot's), "
+                        "or default: the experiment's")
+    p.add_argument("--at", type=float, nargs="*", default=None,
+                   help="sample only the snapshots at these CPU-minutes (default: all); the JSON "
+                        "holds every row sampled so far")
     p.set_defaults(func=cmd_evaluate)
     args = parser.parse_args(argv)
     return args.func(args)

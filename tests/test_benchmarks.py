@@ -217,15 +217,17 @@ def test_qm9_budget_tiny_run_resumes_at_its_last_budget_point(qm9_cache, tmp_pat
     work, out = tmp_path / "budget", tmp_path / "qm9_budget.json"
     assert qm9_budget.main(["train", "--arch", "nequip_3", "--workdir", str(work), "--minutes", "0.01"]) == 0
     assert qm9_budget.main(["train", "--arch", "nequip_3", "--workdir", str(work), "--minutes", "0.01", "0.1"]) == 0
-    assert qm9_budget.main(["evaluate", "--workdir", str(work), "-n", "2", "--out", str(out),
-                            "--sampler", "ddpm:3", "--at", "0.1"]) == 0
+    assert qm9_budget.main(["evaluate", "--workdir", str(work), "-n", "2", "--out", str(out)]) == 0
+    assert qm9_budget.main(["evaluate", "--workdir", str(work), "-n", "3", "--out", str(out),
+                            "--sampler", "ddpm:3:spacing=trailing", "--at", "0.1"]) == 0
     data = json.loads(out.read_text())
     rows = data["architectures"]["nequip_3"]["snapshots"]
-    assert [list(r["other_samplers"]) for r in rows] == [[], ["ddpm:3"]]
-    assert rows[1]["other_samplers"]["ddpm:3"]["sampler"]["kind"] == "ddpm"
+    assert [sorted(r["samples"]) for r in rows] == [["default_n2"], ["ddpm_3_spacing=trailing_n3", "default_n2"]]
+    assert rows[1]["samples"]["ddpm_3_spacing=trailing_n3"]["sampler"]["kind"] == "ddpm"
     assert [r["minutes"] for r in rows] == [0.01, 0.1] and list(data["architectures"]) == ["nequip_3"]
     assert 0.6 <= rows[0]["cpu_seconds"] < rows[1]["cpu_seconds"] and 0 < rows[0]["step"] < rows[1]["step"]
-    assert all(0 <= r[k] <= 1 for r in rows for k in ("atom_stability", "molecule_stability", "validity"))
+    assert all(0 <= m[k] <= 1 for r in rows for m in r["samples"].values()
+               for k in ("atom_stability", "molecule_stability", "validity"))
     assert out.with_suffix(".png").stat().st_size > 0
     assert_finite(data)
     # the samplers rows of qm9_generation on a snapshot: the same molecules for every row
