@@ -5,13 +5,15 @@ CPU-hours on one thread.
             export its EMA weights at each budget point (CPU-minutes of the training loop,
             time.process_time, so that other jobs on a shared machine do not shorten a run).
             Resumable: a stopped run continues from its last budget point.
-  evaluate  sample every exported snapshot with the experiment's sampler (EDM's metrics on n
-            molecules, the same seed for all), into results/qm9_budget.json and a plot of
-            stability and validity against CPU-minutes.
+  evaluate  sample every exported snapshot with one sampler (--sampler, default the
+            experiment's; EDM's metrics of n molecules, the same seed for all), cached per
+            snapshot, sampler and n; into results/qm9_budget.json (every row sampled so far)
+            and a plot of stability and validity against CPU-minutes.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/qm9_budget.py train --arch nequip_3 \\
         --workdir ../runs/qm9_budget --minutes 5 15 30 45
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/qm9_budget.py evaluate --workdir ../runs/qm9_budget
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/qm9_budget.py evaluate --workdir ../runs/qm9_budget \\
+        --sampler ddpm:100:spacing=trailing -n 100
 """
 from __future__ import annotations
 
