@@ -115,6 +115,8 @@ def cmd_device(args) -> int:
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t_start:7.1f} s] {msg}", flush=True)
 
+    if args.resume and not Path(args.resume).is_file():
+        raise SystemExit(f"--resume {args.resume}: no such file")
     if args.resume and not (work / CHECKPOINT).exists():  # continue a run carried in
         work.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.resume, work / CHECKPOINT)
