@@ -23,6 +23,15 @@ the published order (DPM-Solver++ 10 NFE vs DDIM 20 vs DDPM 1000).
     python benchmarks/core_samplers.py --n 2000 --schedule cosine --out /tmp/cs.json
     python benchmarks/core_samplers.py --threads 1 --grids trailing logsnr karras \
         --out benchmarks/results/core_samplers_grids.json
+
+With --checkpoint the same table is drawn from a *trained* model instead (a toy2d checkpoint of
+`molgen train task=toy2d`, on its own mixture and schedule), and the JSON records that model's
+error against the exact one, E||eps_hat - eps*||^2 per time: how far learning error, rather
+than the sampler, decides the order of the samplers (the question issue 19 asks of MNIST).
+
+    molgen train task=toy2d steps=4000 out_dir=runs/toy/s4000
+    python benchmarks/core_samplers.py --checkpoint runs/toy/s4000/checkpoint.pt --grids trailing logsnr \
+        --nfe 10 20 1000 --out /tmp/cs_trained.json
 """
 from __future__ import annotations
 
@@ -42,6 +51,8 @@ from molgen.diffusion.samplers import LOWER_ORDER_BELOW
 from molgen.diffusion.schedules import SCHEDULES, SPACINGS
 from molgen.metrics.stats import mmd_rbf, sliced_wasserstein
 from molgen.data.toy import ExactEpsModel, mixture_2d
+from molgen.diffusion.spaces import EUCLIDEAN
+from molgen.train import load_trained
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "core_samplers.json"
@@ -127,6 +138,28 @@ def run_seeds(denoiser, mixture, cfg: SamplerConfig, seeds, args) -> dict:
     mean = {k: sum(r[k] for r in per_seed) / len(per_seed) for k in ("sw", "mmd", "weight_err", "time_s")}
     return dict(nfe=max(r["nfe"] for r in per_seed), nonfinite=sum(r["nonfinite"] for r in per_seed),
                 per_seed=per_seed, **mean)
+
+
+MODEL_ERROR_TIMES = (1e-3, 0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 1.0)
+
+
+@torch.no_grad()
+def model_error(denoiser, exact, mixture, n: int, seed: int) -> dict:
+    """E||eps_hat(x_t, t) - eps*(x_t, t)||^2 of a trained denoiser against the exact one, at
+    MODEL_ERROR_TIMES, on n points x_t = alpha x_0 + sigma z of the mixture; also the same
+    error carried into x_0-space (sigma/alpha)^2 E||.||^2, which is what a sampler's last
+    steps inherit."""
+    gen = torch.Generator().manual_seed(seed + 4)
+    x0 = mixture.sample(n, generator=gen)
+    mse, mse_x0 = [], []
+    for t in MODEL_ERROR_TIMES:
+        tt = torch.full((n,), t, dtype=torch.float64)
+        alpha, sigma = exact.scales(tt, x0)
+        xt = alpha * x0 + sigma * torch.randn(x0.shape, generator=gen, dtype=torch.float64)
+        err = float(((denoiser(xt, tt)[1] - exact(xt, tt)[1]) ** 2).sum(1).mean())
+        mse.append(err)
+        mse_x0.append(err * float((sigma / alpha).flatten()[0]) ** 2)
+    return dict(t=list(MODEL_ERROR_TIMES), mse=mse, mse_x0=mse_x0, n=n)
 
 
 def fmt(v: float, width: int = 10) -> str:
@@ -256,7 +289,9 @@ def _pyplot():
 
 def _save(plt, fig, results: dict, what: str, path: Path):
     s = results["settings"]
-    fig.suptitle(f"Exact model, mixture_2d('{s['mixture']}'), {s['schedule']} schedule T={s['T']}, "
+    m = results["model"]
+    name = "Exact model" if m["kind"] == "exact" else f"Trained model (step {m['step']}, {m['prediction']})"
+    fig.suptitle(f"{name}, mixture_2d('{s['mixture']}'), {s['schedule']} schedule T={s['T']}, "
                  f"N={s['n']}, {what}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -340,6 +375,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help="JSON path; the plot goes next to it with suffix .png")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="a toy2d model of `molgen train task=toy2d` in place of the exact model "
+                        "(its mixture and schedule replace --mixture, --schedule and --T)")
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
     t_start = time.perf_counter()
@@ -348,9 +386,25 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    schedule = make_schedule(args.schedule, T=args.T)
-    mixture = mixture_2d(args.mixture)
-    denoiser = Denoiser(ExactEpsModel(mixture, schedule), schedule, prediction="eps")
+    if args.checkpoint is None:
+        schedule, mixture, trained = make_schedule(args.schedule, T=args.T), mixture_2d(args.mixture), None
+        denoiser = Denoiser(ExactEpsModel(mixture, schedule), schedule, prediction="eps")
+    else:  # the trained model's own mixture and schedule
+        try:
+            trained = load_trained(args.checkpoint, task="toy2d")
+        except (OSError, ValueError) as exc:
+            p.error(f"--checkpoint: {exc}")
+        schedule, mixture = trained.schedule, trained.task.mixture
+        args.schedule, args.T, args.mixture = trained.cfg.diffusion.schedule, schedule.T, trained.task.cfg.mixture
+        denoiser = trained.denoiser(EUCLIDEAN)
+    model = dict(kind="exact", error=None) if trained is None else dict(
+        kind="trained", checkpoint=str(args.checkpoint), step=trained.step,
+        prediction=trained.cfg.diffusion.prediction,
+        error=model_error(denoiser, Denoiser(ExactEpsModel(mixture, schedule), schedule, prediction="eps"),
+                          mixture, args.n, args.seed))
+    if trained is not None:
+        print("model error E|eps_hat - eps*|^2 at t: "
+              + ", ".join(f"{t:g}: {e:.2e}" for t, e in zip(model["error"]["t"], model["error"]["mse"])))
 
     ref = mixture.sample(args.n, generator=torch.Generator().manual_seed(args.seed + 1))
     # noise floor: a perfect sampler's numbers, from independent true samples of size N
@@ -437,7 +491,7 @@ def main(argv=None):
                      torch_interop_threads=torch.get_num_interop_threads(),
                      cpu_count=os.cpu_count(), processor=platform.processor(),
                      loadavg_1_5_15min_start=list(load_start), loadavg_1_5_15min_end=list(os.getloadavg())),
-        code=code,
+        code=code, model=model,
         noise_floor=floor, grid=rows, rk45=rk45_rows, summary=summary, total_runtime_s=total,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)

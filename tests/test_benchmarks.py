@@ -108,6 +108,32 @@ def test_core_samplers_tiny_run(tmp_path):
     assert out.with_suffix(".png").stat().st_size > 0
 
 
+def test_core_samplers_on_a_trained_model(tmp_path):
+    """--checkpoint: the table of a trained toy2d model on its own mixture and schedule, with
+    its error against the exact eps*: positive, largest where the data are (small t), and zero
+    at t = 1, where eps* = x_1 exactly and a v-model's eps is x_t-dominated."""
+    from molgen.train import load_config, train
+
+    train(load_config(["progress=false", f"out_dir={tmp_path}", "steps=40", "batch_size=64",
+                       "task.mixture=three", "eval_samples=8", "+diffusion.schedule_params.T=200"]))
+    out = tmp_path / "cs.json"
+    result = bench("core_samplers", "--checkpoint", tmp_path / "checkpoint.pt", "--n", 200, "--nfe", 4,
+                   "--samplers", "ddim", "--rk45-tol", 1e-2, "--mmd-n", 100, "--projections", 16,
+                   "--floor-draws", 2, "--seeds", 1, "--threads", 1, "--no-plot", "--out", out)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    s, model = data["settings"], data["model"]
+    assert (s["mixture"], s["schedule"], s["T"]) == ("three", "cosine", 200)
+    assert model["kind"] == "trained" and model["step"] == 40
+    err = dict(zip(model["error"]["t"], model["error"]["mse"]))
+    assert all(v >= 0 for v in err.values()) and err[0.01] > 1e-3 and err[1.0] < 1e-6
+    assert [r["nfe"] for r in data["grid"]] == [4] and data["grid"][0]["nonfinite"] == 0
+    assert_finite(data)
+
+    bad = bench("core_samplers", "--checkpoint", tmp_path / "missing.pt", "--out", out)
+    assert bad.returncode == 2 and "--checkpoint" in bad.stderr and "Traceback" not in bad.stderr
+
+
 @pytest.mark.skipif(not PLATINUM.exists(), reason="Platinum set absent (MOLGEN_DATA)")
 def test_conformers_tiny_run(tmp_path):
     out = tmp_path / "conformers.json"
