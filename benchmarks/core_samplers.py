@@ -16,7 +16,7 @@ would score, i.e. where sampling error becomes invisible.
 
 With --grids the time grid is a dimension too: every sampler × grid × NFE, where a grid is
 one of GRIDS ('trailing'; 'logsnr' uniform in log SNR down to t_min = 1e-3; 'karras', ρ = 7
-from σ/α at t = 1 down to σ/α at t_min = 1e-3), with a summary of the best grid per NFE and of
+from σ/α at t = 1 down to σ/α at t_min = 1e-3; both also from σ/α = 80, '_80'), with a summary of the best grid per NFE and of
 the published order (DPM-Solver++ 10 NFE vs DDIM 20 vs DDPM 1000).
 
     python benchmarks/core_samplers.py            # defaults: N = 10000, linear schedule, T = 1000
@@ -80,6 +80,9 @@ GRIDS = {
     "logsnr_points": dict(spacing="logsnr"),  # the grid points nearest to uniform log SNR
     "logsnr": dict(spacing="logsnr", t_min=1e-3),
     "karras": dict(spacing="karras", t_min=1e-3),
+    # the same from σ/α = 80 (EDM's σ_max) instead of t = 1: the cosine schedule's σ/α(1) is ~1e4
+    "logsnr_80": dict(spacing="logsnr", t_min=1e-3, sigma_max=80.0),
+    "karras_80": dict(spacing="karras", t_min=1e-3, sigma_max=80.0),
 }
 PUBLISHED = [("DPM-Solver++(2M)", 10), ("DPM-Solver++(3M)", 10), ("DDIM eta=0", 20),
              ("DDPM (posterior var.)", 1000)]

@@ -261,6 +261,10 @@ def test_karras_and_logsnr_grids_follow_their_formulas(name):
     lam = sch.log_snr(ts[:-1])
     torch.testing.assert_close(lam[1:] - lam[:-1], (lam[1:] - lam[:-1]).mean().expand(9), rtol=1e-9, atol=0)
     assert float(ts[0]) == 1.0 and float(ts[-2]) == pytest.approx(2e-3, rel=1e-12)
+    ts = make_grid(sch, 10, "logsnr", t_min=2e-3, sigma_max=20.0)  # uniform in λ from σ/α = 20
+    lam = sch.log_snr(ts[:-1])
+    torch.testing.assert_close(lam[1:] - lam[:-1], (lam[1:] - lam[:-1]).mean().expand(9), rtol=1e-9, atol=0)
+    assert float(lam[0]) == pytest.approx(-2 * math.log(20.0), rel=1e-9)
     # an SDEdit start: the grid starts there
     assert float(make_grid(sch, 5, "karras", t_max=0.5)[0]) == 0.5
     # without t_min, 'logsnr' keeps its points on the training grid (older checkpoints)
@@ -273,7 +277,9 @@ def test_karras_and_logsnr_grids_follow_their_formulas(name):
     (dict(spacing="logsnr", t_min=0.0), "t_min must be in (0, 1)"),
     (dict(spacing="logsnr", t_min=0.6, start=0.5), "t_min must be in (0, 0.5)"),
     (dict(spacing="trailing", t_min=1e-3), "t_min applies to the logsnr and karras grids"),
-    (dict(spacing="logsnr", sigma_max=10.0), "applies to the karras grid only"),
+    (dict(spacing="logsnr", sigma_min=10.0), "applies to the karras grid only"),
+    (dict(spacing="trailing", sigma_max=10.0), "applies to the logsnr and karras grids"),
+    (dict(spacing="logsnr", sigma_max=10.0, start=0.5), "leave sigma_max unset"),
     (dict(spacing="karras", t_min=1e-3, sigma_min=0.1), "give one of them"),
     (dict(spacing="karras", rho=0.0), "rho must be a finite number > 0"),
     (dict(spacing="karras", sigma_max=10.0, start=0.5), "leave sigma_max unset"),
