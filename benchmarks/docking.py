@@ -36,10 +36,11 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
                          9 poses, one CPU thread; meeko preparation
   molgen                 `dock`: 40 poses sampled by the pose model (--checkpoint, default the
                          shipped one), each the start of a Monte-Carlo chain on molgen's torch
-                         version of Vina's function (molgen.docking.refine.search, 40 rounds),
-                         ranked by it
+                         version of Vina's function (molgen.docking.refine.search, its default
+                         rounds: 80 since 2026-11-30; `molgen` rows of earlier result files
+                         are 40 rounds), ranked by it
   molgen_local           the same with 0 rounds: each sampled pose only locally optimised
-  molgen_r20, molgen_r80 the same with 20 or 80 rounds
+  molgen_r20, molgen_r40, molgen_r80  the same with 20, 40 or 80 rounds
   molgen_etkdg           molgen with the ligand's ETKDG local structures not minimised with
                          MMFF94 (api.LOCAL_STRUCTURE_FORCEFIELD = None)
   molgen_raw             the learned model alone: 40 raw poses in sampling order (top-1 is
@@ -191,7 +192,7 @@ GUIDANCE_SWEEP = (0.0, 0.5, 1.0, 2.0, 4.0)
 METHODS = {"vina1": vina_method(1), "vina8": vina_method(8), "vina32": vina_method(32),
            "molgen": molgen_method(), "molgen_raw": molgen_method(refine=False),
            "molgen_local": molgen_method(rounds=0), "molgen_r20": molgen_method(rounds=20),
-           "molgen_r80": molgen_method(rounds=80),
+           "molgen_r40": molgen_method(rounds=40), "molgen_r80": molgen_method(rounds=80),
            "molgen_etkdg": molgen_method(relaxed=False),
            "random_opt": random_floor, "random_opt_r20": functools.partial(random_floor, rounds=20),
            **{f"molgen_w{w:g}": molgen_method(guidance=w) for w in GUIDANCE_SWEEP},

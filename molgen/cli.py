@@ -232,7 +232,7 @@ def _build_parser() -> argparse.ArgumentParser:
                          "function, no ranking")
     dk.add_argument("--rounds", type=int, default=None, metavar="N",
                     help="Monte-Carlo rounds of the search on Vina's function from each sampled "
-                         "pose; 0: local optimisation only (default: 40)")
+                         "pose; 0: local optimisation only (default: 80)")
     dk.add_argument("-n", "--num-poses", type=int, default=40,
                     help="poses to sample and write (default: %(default)s)")
     dk.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
