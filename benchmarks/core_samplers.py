@@ -80,7 +80,7 @@ GRIDS = {
     "logsnr_points": dict(spacing="logsnr"),  # the grid points nearest to uniform log SNR
     "logsnr": dict(spacing="logsnr", t_min=1e-3),
     "karras": dict(spacing="karras", t_min=1e-3),
-    # the same from σ/α = 80 (EDM's σ_max) instead of t = 1: the cosine schedule's σ/α(1) is ~1e4
+    # the same from σ/α = 80 (EDM's σ_max) instead of t = 1: the cosine schedule's σ/α(1) is 2e4
     "logsnr_80": dict(spacing="logsnr", t_min=1e-3, sigma_max=80.0),
     "karras_80": dict(spacing="karras", t_min=1e-3, sigma_max=80.0),
 }

@@ -12,7 +12,7 @@ toward its mean.  So where a grid ends matters as much as how it spaces its step
   grid, Lu et al. 2022, t_min = 1e-3), the exact times rather than the nearest grid points,
   as DPM-Solver queries discrete-time models (their network sees fractional times).  With
   sigma_max the ramp starts at σ/α = sigma_max instead of at t = 1: the cosine schedule's
-  σ/α(1) ≈ 1.6e4 puts λ(1) ≈ -19, and a uniform ramp from there spends a third of its steps
+  σ/α(1) ≈ 2.0e4 puts λ(1) ≈ -19.8, and a uniform ramp from there spends over a third of its steps
   on states that are pure noise (DPM-Solver truncates that schedule at t = 0.9946, σ/α ≈ 119;
   EDM starts at σ = 80).
 * 'karras': σ_i = (σ_max^{1/ρ} + i/(N-1) (σ_min^{1/ρ} - σ_max^{1/ρ}))^ρ (Karras et al. 2022,
@@ -27,7 +27,7 @@ Measured with the exact model of the 2-D ring mixture (benchmarks/core_samplers.
 on the linear schedule 'logsnr' to 1e-3 with DPM-Solver++(3M) is the best of all rows at 10
 and 20 NFE; 'trailing' wins for most first-order samplers below 20 NFE; 'karras' from
 σ/α(1) = 157 spends most of a few steps at high noise and is best nowhere below 50 NFE.  On
-the cosine schedule 'logsnr' from t = 1 is 4-6x worse than 'trailing' at 10 NFE.
+the cosine schedule 'logsnr' from t = 1 is 4-9x worse than 'trailing' at 10 NFE.
 """
 from __future__ import annotations
 

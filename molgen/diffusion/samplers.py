@@ -372,7 +372,7 @@ class SamplerConfig:
     | 'karras'; t_min, where 'logsnr' and 'karras' end (None: the schedule's first trained
     time; for 'logsnr' None keeps the original grid-point spacing); sigma_min, sigma_max, rho:
     the 'karras' grid in σ/α (None: σ/α at t_min and at the start); sigma_max also starts
-    'logsnr' below t = 1 (for the cosine schedule, whose σ/α(1) is ~1e4).  Every grid ends with the
+    'logsnr' below t = 1 (for the cosine schedule, whose σ/α(1) is 2e4).  Every grid ends with the
     denoising step x̂_0(x_{t_1}) from its smallest time to t = 0, so the sample is data only
     as far as t_1 is small.
     """
