@@ -265,6 +265,9 @@ def test_karras_and_logsnr_grids_follow_their_formulas(name):
     lam = sch.log_snr(ts[:-1])
     torch.testing.assert_close(lam[1:] - lam[:-1], (lam[1:] - lam[:-1]).mean().expand(9), rtol=1e-9, atol=0)
     assert float(lam[0]) == pytest.approx(-2 * math.log(20.0), rel=1e-9)
+    ts = make_grid(sch, 10, "logsnr", sigma_max=20.0)  # without t_min: down to the first trained time
+    assert float(sch.log_snr(ts[:1])) == pytest.approx(-2 * math.log(20.0), rel=1e-9)
+    assert float(ts[-2]) == pytest.approx(first, rel=1e-9)
     # an SDEdit start: the grid starts there
     assert float(make_grid(sch, 5, "karras", t_max=0.5)[0]) == 0.5
     # without t_min, 'logsnr' keeps its points on the training grid (older checkpoints)

@@ -5,10 +5,10 @@ x_0 = sqrt(ᾱ_0) x̂_0(x_{t_1}) + sqrt(1 - ᾱ_0) ε̂ (= x̂_0 when ᾱ_0 = 1)
 only when t_1 is small: x̂_0 = E[x_0 | x_{t_1}] shrinks every feature finer than σ(t_1)
 toward its mean.  So where a grid ends matters as much as how it spaces its steps:
 
-* 'leading' | 'trailing' | 'linspace' | 'logsnr' without t_min: points i/T of the schedule's
+* 'leading' | 'trailing' | 'linspace' | 'logsnr' without t_min and sigma_max: points i/T of the schedule's
   training grid (`NoiseSchedule.timesteps`).  'trailing' starts at t = 1 and ends at
   t_1 ≈ 1/steps (σ ≈ 0.3 at 10 steps on the linear schedule); 'logsnr' ends at 1/T.
-* 'logsnr' with t_min: times uniform in λ = log SNR from the start to t_min (DPM-Solver's
+* 'logsnr' with t_min or sigma_max: times uniform in λ = log SNR from the start to t_min (DPM-Solver's
   grid, Lu et al. 2022, t_min = 1e-3), the exact times rather than the nearest grid points,
   as DPM-Solver queries discrete-time models (their network sees fractional times).  With
   sigma_max the ramp starts at σ/α = sigma_max instead of at t = 1: the cosine schedule's
@@ -79,7 +79,7 @@ def make_grid(schedule: NoiseSchedule, steps: int, spacing: str = "trailing", *,
     check_grid(spacing, t_min=t_min, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho, t_max=t_max)
     if steps < 1:
         raise ValueError(f"sampler steps must be >= 1, got {steps}")
-    if spacing not in ENDING_GRIDS or (spacing == "logsnr" and t_min is None):
+    if spacing not in ENDING_GRIDS or (spacing == "logsnr" and t_min is None and sigma_max is None):
         return schedule.timesteps(steps, spacing) * t_max  # on the training grid, as always
     first = schedule.first_time()
     if t_min is not None and t_min < first * (1 - 1e-12):
