@@ -50,8 +50,8 @@ from molgen.diffusion import CountingDenoiser, Denoiser, SamplerConfig, make_sch
 from molgen.diffusion.samplers import LOWER_ORDER_BELOW
 from molgen.diffusion.schedules import SCHEDULES, SPACINGS
 from molgen.metrics.stats import mmd_rbf, sliced_wasserstein
-from molgen.data.toy import ExactEpsModel, mixture_2d
 from molgen.diffusion.spaces import EUCLIDEAN
+from molgen.data.toy import ExactEpsModel, mixture_2d
 from molgen.train import load_trained
 
 HERE = Path(__file__).resolve().parent
@@ -391,7 +391,6 @@ def main(argv=None):
 
     if args.checkpoint is None:
         schedule, mixture, trained = make_schedule(args.schedule, T=args.T), mixture_2d(args.mixture), None
-        denoiser = Denoiser(ExactEpsModel(mixture, schedule), schedule, prediction="eps")
     else:  # the trained model's own mixture and schedule
         try:
             trained = load_trained(args.checkpoint, task="toy2d")
@@ -399,13 +398,14 @@ def main(argv=None):
             p.error(f"--checkpoint: {exc}")
         schedule, mixture = trained.schedule, trained.task.mixture
         args.schedule, args.T, args.mixture = trained.cfg.diffusion.schedule, schedule.T, trained.task.cfg.mixture
+    exact = Denoiser(ExactEpsModel(mixture, schedule), schedule, prediction="eps")
+    if trained is None:
+        denoiser, model = exact, dict(kind="exact", error=None)
+    else:
         denoiser = trained.denoiser(EUCLIDEAN)
-    model = dict(kind="exact", error=None) if trained is None else dict(
-        kind="trained", checkpoint=str(args.checkpoint), step=trained.step,
-        prediction=trained.cfg.diffusion.prediction,
-        error=model_error(denoiser, Denoiser(ExactEpsModel(mixture, schedule), schedule, prediction="eps"),
-                          mixture, args.n, args.seed))
-    if trained is not None:
+        model = dict(kind="trained", checkpoint=str(args.checkpoint), step=trained.step,
+                     prediction=trained.cfg.diffusion.prediction,
+                     error=model_error(denoiser, exact, mixture, args.n, args.seed))
         print("model error E|eps_hat - eps*|^2 at t: "
               + ", ".join(f"{t:g}: {e:.2e}" for t, e in zip(model["error"]["t"], model["error"]["mse"])))
 
