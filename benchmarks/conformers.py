@@ -28,7 +28,8 @@ Methods:
                            steps, start time (< 1: refine ETKDG's torsions) and L ETKDG
                            local structures per molecule (defaults: the model's); settings
                            are SamplerConfig's grid fields (spacing, t_min, rho, sigma_min,
-                           sigma_max) or the sampler's options (e.g. eta), e.g.
+                           sigma_max), the sampler's options (e.g. eta) or
+                           particle_guidance (its weight), e.g.
                            molgen:dpmpp_2m:10:spacing=logsnr:t_min=0.001
 
     python benchmarks/conformers.py --limit 20 --k 1 10 --methods etkdg etkdg_mmff
@@ -181,6 +182,7 @@ def make_method(spec: str, args):
         raise SystemExit(f"unknown method {spec!r}: use etkdg, etkdg_mmff or "
                          f"molgen:<sampler>:<steps>[:<start>[:<L>]][:<setting>=<value>...]") from None
     model = ConformerModel.load(args.model)
+    guidance = float(settings.pop("particle_guidance", 0))
     if settings:  # the grid and options of the method's sampler
         try:
             spec = ":".join([sampler, str(steps), *(f"{k}={v}" for k, v in settings.items())])
@@ -189,7 +191,8 @@ def make_method(spec: str, args):
             raise SystemExit(str(exc)) from None
     run = lambda mol, k: generate_conformers(mol, num_confs=k, seed=args.seed, sampler=sampler,
                                              steps=steps, start=start, model=model,
-                                             local_structures=local)
+                                             local_structures=local,
+                                             particle_guidance=guidance)
     run(Chem.AddHs(Chem.MolFromSmiles("CCCCO")), 2)  # warm-up outside the timings
     return run
 

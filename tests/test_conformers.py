@@ -131,6 +131,41 @@ def small_model() -> ConformerModel:
                           SamplerConfig(kind="dpmpp_2m", steps=3), max_atoms=60)
 
 
+def test_repulsion_spreads_the_conformers_of_each_molecule_and_only_those():
+    graphs = [molecule_graph(embedded(s)) for s in SMILES[:2]]
+    pos = [positions(embedded(s)) for s in SMILES[:2]]
+    # three conformers of the first molecule, one of the second (alone: nothing to repel)
+    space = ConformerSpace([Conformer(graphs[0], pos[0])] * 3 + [Conformer(graphs[1], pos[1])])
+    x = torch.randn(len(space.batch), 2, generator=torch.Generator().manual_seed(0),
+                    dtype=torch.float64).requires_grad_(True)
+    grad, = torch.autograd.grad(space.repulsion(x), x)
+    assert torch.all(grad[space.batch == 3] == 0) and grad[space.batch < 3].abs().min() > 0
+
+    def spread(state):
+        blocks = [state[space.batch == i].reshape(-1) for i in range(3)]
+        return sum((a - b).norm() for k, a in enumerate(blocks) for b in blocks[k + 1:])
+
+    stepped = x.detach() - 1e-3 * grad
+    assert spread(stepped) > spread(x.detach())
+    assert space.repulsion(stepped) < space.repulsion(x.detach())
+
+
+def test_particle_guidance_spreads_a_molecules_sampled_torsions():
+    def spread(mol):
+        """Mean over conformer pairs of Σ_torsions (1 − cos Δθ)."""
+        atoms = molecule_graph(mol).torsions.atoms
+        angles = torch.stack([dihedrals(positions(mol, c.GetId()), atoms) for c in mol.GetConformers()])
+        return float((1 - torch.cos(angles[:, None] - angles[None])).sum(-1).mean())
+
+    # the shipped model: an untrained one samples torsions about uniformly, as spread as it gets
+    for smiles in SMILES[:2]:
+        plain = generate_conformers(smiles, 10, seed=1)
+        guided = generate_conformers(smiles, 10, seed=1, particle_guidance=0.3)
+        assert spread(guided) > 1.05 * spread(plain)
+    with pytest.raises(ValueError, match="particle_guidance"):
+        generate_conformers(STEREO, 8, particle_guidance=-1.0)
+
+
 def test_generate_conformers_keeps_stereo_and_local_structure(small_model):
     mol = generate_conformers(STEREO, 6, seed=3, model=small_model)
     assert mol.GetNumConformers() == 6 and mol.GetNumAtoms() == Chem.AddHs(Chem.MolFromSmiles(STEREO)).GetNumAtoms()
