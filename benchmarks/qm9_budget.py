@@ -39,7 +39,7 @@ ARCHS = {
     "egnn_9x256": [],
     "egnn_6x128": ["task.hidden=128", "task.layers=6"],
     "nequip_3": ["task.model=nequip", "task.layers=3"],
-    "egnn_6x128_lr3e-4": ["task.hidden=128", "task.layers=6", "optim.lr=3e-4"],
+    "egnn_6x128_lr3e-4": ["task.hidden=128", "task.layers=6", "optim.lr=3e-4"],  # experiment=qm9_cpu
 }
 
 

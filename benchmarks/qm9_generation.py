@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from molgen.diffusion import SamplerConfig
-from device_step import join_parts, open_trainer, split_file, sync, train_for, write_json
+from device_step import earlier_rows, join_parts, open_trainer, split_file, sync, train_for, write_json
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results" / "qm9_generation.json"
@@ -483,14 +483,17 @@ def cmd_samplers(args) -> int:
 
     trained = load_trained(args.model)
     out = Path(args.out)
-    results = {"model": str(args.model), "step": trained.step, "n": args.n, "seed": args.seed,
+    rows = _parse_samplers(args.samplers)
+    setting = {"model": str(args.model), "step": trained.step, "n": args.n, "seed": args.seed}
+    results = {**setting,
                "config": {key: dataclasses.asdict(getattr(trained.cfg, key))
                           for key in ("task", "diffusion")},
                "threads": torch.get_num_threads(),
                "machine": {"platform": platform.platform(), "torch": torch.__version__,
                            "cpu_count": os.cpu_count(), "loadavg_start": list(os.getloadavg())},
-               "rows": []}
-    for label, sampler in _parse_samplers(args.samplers):
+               "rows": earlier_rows(out, setting, [label for label, _ in rows], "row")
+                       if args.merge else []}
+    for label, sampler in rows:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         metrics = trained.task.evaluate(trained.denoiser, sampler, args.n, seed=args.seed,
                                         progress=True)
@@ -550,6 +553,9 @@ def main(argv=None) -> int:
     r.add_argument("-n", type=int, default=250, help="molecules per row")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", required=True)
+    r.add_argument("--merge", action="store_true",
+                   help="keep the rows of an existing --out of the same model, step, n and seed, "
+                        "replacing those run again")
     r.set_defaults(func=cmd_samplers)
 
     t = sub.add_parser("throughput", help="CPU throughput of the EGNN and the e3nn denoiser")
