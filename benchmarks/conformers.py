@@ -62,6 +62,7 @@ from molgen.conformers.featurize import molecule_graph
 from molgen.conformers.quality import conformer_quality
 from molgen.conformers.rmsd import heavy_atom_rmsd
 from molgen.conformers.torsions import TorsionBatch, dihedrals
+from molgen.data.checks import check_real
 from molgen.data.qm9 import QM9
 from molgen.data.paths import default_data_root
 from molgen.diffusion import SamplerConfig
@@ -182,7 +183,11 @@ def make_method(spec: str, args):
         raise SystemExit(f"unknown method {spec!r}: use etkdg, etkdg_mmff or "
                          f"molgen:<sampler>:<steps>[:<start>[:<L>]][:<setting>=<value>...]") from None
     model = ConformerModel.load(args.model)
-    guidance = float(settings.pop("particle_guidance", 0))
+    try:
+        guidance = float(settings.pop("particle_guidance", 0))
+        check_real("particle_guidance", guidance, 0)
+    except ValueError as exc:
+        raise SystemExit(f"{spec!r}: {exc}") from None
     if settings:  # the grid and options of the method's sampler
         try:
             spec = ":".join([sampler, str(steps), *(f"{k}={v}" for k, v in settings.items())])
