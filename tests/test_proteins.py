@@ -377,6 +377,31 @@ def test_local_distance_loss_is_zero_at_the_truth_and_measures_distances_in_angs
     assert mixed[0] == 0 and mixed[1] == loss[1]
 
 
+def test_chirality_loss_is_zero_for_the_truth_and_its_rotations_and_sees_the_mirror():
+    """The signed-volume loss: 0 for the true chain and any rotation of it (at every t, unlike
+    the local loss), the mirror image's error in closed form (every volume changes sign:
+    4 v² per turn), and the strand's volumes, all 0 (a planar zigzag), in neither case."""
+    from molgen.proteins.task import BackboneConfig, BackboneTask
+
+    task = BackboneTask(BackboneConfig(name="backbones", hidden=8, layers=1, neighbours=4, crop=40,
+                                       min_length=30, max_length=64, sample_batch=4, scale=0.25,
+                                       local_loss=0.0, chiral_loss=3.0))
+    space = MoleculeSpace.from_sizes([30, 12])
+    x0 = space.project(torch.from_numpy(np.concatenate([ideal_helix(30), ideal_strand(12)])) * 0.25)
+    t = torch.tensor([0.9, 0.9], dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    q = q * torch.sign(torch.det(q))
+    torch.testing.assert_close(task.auxiliary_loss(x0 @ q.T, x0, t, space=space),
+                               torch.zeros(2, dtype=torch.float64))
+    mirror = torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64))
+    loss = task.auxiliary_loss(x0 @ mirror, x0, t, space=space)
+    helix = torch.from_numpy(ideal_helix(4)) / 3.8
+    b1, b2, b3 = helix[1] - helix[0], helix[2] - helix[1], helix[3] - helix[2]
+    volume = torch.dot(b1, torch.linalg.cross(b2, b3))
+    assert volume > 0.5  # a right-handed turn
+    torch.testing.assert_close(loss, torch.stack([3.0 * 4 * volume ** 2, torch.tensor(0.0, dtype=torch.float64)]))
+
+
 def test_a_model_without_motifs_scaffolds_only_by_inpainting():
     from molgen.diffusion import SamplerConfig
     from molgen.proteins.motif import Motif

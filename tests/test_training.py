@@ -257,6 +257,27 @@ def test_carry_checkpoint_continues_the_run_with_a_warm_restart(tmp_path):
     assert load_checkpoint(tmp_path / "b" / CHECKPOINT)["step"] == 30  # a full checkpoint again
 
 
+def test_init_fine_tunes_an_exported_model_with_other_settings(tmp_path):
+    """init= starts a new run from a model's EMA weights at its step, with settings of its own
+    (here a batch size and learning rate); a network of another shape is a one-line error."""
+    from molgen.train import export_model, load_trained
+
+    train(load_config([*SMALL, "steps=10", f"out_dir={tmp_path / 'a'}"]))
+    export_model(tmp_path / "a" / CHECKPOINT, tmp_path / "model.pt")
+    start = load_trained(tmp_path / "model.pt").model.state_dict()
+    cfg = load_config([*SMALL, "steps=10", "batch_size=32", "optim.lr=3e-4", f"init={tmp_path / 'model.pt'}",
+                       f"out_dir={tmp_path / 'b'}"])
+    trainer = Trainer(cfg)
+    assert trainer.step == 10 and trainer.ema.updates == 10
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, start[key]) and torch.equal(trainer.ema.shadow[key], start[key])
+    train(dataclasses.replace(cfg, steps=14))
+    assert [r["step"] for r in read_log(tmp_path / "b" / LOG)] == [11, 12, 13, 14]
+    with pytest.raises(ConfigError, match="holds another model than this config builds"):
+        Trainer(load_config([*SMALL, "task.hidden=16", f"init={tmp_path / 'model.pt'}",
+                             f"out_dir={tmp_path / 'c'}"]))
+
+
 def check_killed_run_resumes_exactly(tmp_path, args, steps: int, every: int, kill: int):
     """Train `args` for `steps` uninterrupted, and again SIGKILLed at step `kill` (after the
     checkpoint at the last multiple of `every`) and resumed: the logs and weights agree."""

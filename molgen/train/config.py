@@ -11,7 +11,7 @@ import math
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Optional, Dict, List
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -56,6 +56,7 @@ class TrainConfig:
     checkpoint_every: int = MISSING
     out_dir: str = MISSING
     resume: bool = MISSING         # continue from out_dir/checkpoint.pt when it exists
+    init: Optional[str] = None     # start from this model's weights at its step (fine-tuning)
     device: str = MISSING          # auto | cpu | cuda
     bf16: bool = MISSING           # bf16 autocast; only ever enabled on CUDA
     progress: bool = MISSING

@@ -31,12 +31,13 @@ from tqdm.auto import tqdm
 
 from .. import plotting
 from ..diffusion import Denoiser, diffusion_loss
-from .checkpoint import (CHECKPOINT, LOG, RESUME_KEYS, load_checkpoint, read_log, rng_state,
-                         save_checkpoint, seed_everything, set_rng_state, step_generator)
+from .checkpoint import (CHECKPOINT, LOG, MODEL_KEYS, RESUME_KEYS, load_checkpoint, read_log,
+                         rng_state, save_checkpoint, seed_everything, set_rng_state, step_generator)
 from .config import ConfigError, TrainConfig, build_schedule
 from .distributed import DistEnv, init_distributed
 from .ema import EMA, make_optimizer
 from .task import auxiliary_loss, make_task
+from .trained import load_trained
 
 
 class TrainingDiverged(RuntimeError):
@@ -67,6 +68,8 @@ class Trainer:
         self.step = self.saved_step = 0
         if cfg.resume and (self.out / CHECKPOINT).exists():
             self._restore(load_checkpoint(self.out / CHECKPOINT, RESUME_KEYS))
+        elif cfg.init:
+            self._initialize(cfg.init)
         self.train_net = self.model
         if env.world_size > 1:
             ids = [env.device.index] if env.device.type == "cuda" else None
@@ -248,6 +251,22 @@ class Trainer:
                    "learning rate warms up again)" if warm else "")
             print(f"molgen: resuming from {self.out / CHECKPOINT} at step {self.step}{how}",
                   file=sys.stderr)
+
+    def _initialize(self, path: str) -> None:
+        """Fine-tuning: the weights of a checkpoint (its EMA) or exported model at `path`, and
+        its step, so that the run goes on counting (and drawing each step's data) where that
+        one stopped; the optimizer starts afresh and warms up, the EMA starts at the weights."""
+        ckpt = load_checkpoint(path, MODEL_KEYS)
+        try:
+            self.model.load_state_dict(load_trained(path).model.state_dict())
+        except RuntimeError:
+            raise ConfigError(f"init={path} holds another model than this config builds") from None
+        self.task.load_state_dict(ckpt["task"])
+        self.step = self.saved_step = int(ckpt["step"])
+        self.ema = EMA(self.model, self.cfg.ema_decay)
+        self.ema.updates = self.step
+        if self.env.is_main:
+            print(f"molgen: starting from the weights of {path} at step {self.step}", file=sys.stderr)
 
     def _open_log(self):
         """Write config.yaml and open log.jsonl for appending, dropping records after the
