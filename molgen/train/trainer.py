@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 
 from .. import plotting
 from ..diffusion import Denoiser, diffusion_loss
-from .checkpoint import (CHECKPOINT, LOG, MODEL_KEYS, RESUME_KEYS, load_checkpoint, read_log,
-                         rng_state, save_checkpoint, seed_everything, set_rng_state, step_generator)
+from .checkpoint import (CHECKPOINT, LOG, RESUME_KEYS, load_checkpoint, read_log, rng_state,
+                         save_checkpoint, seed_everything, set_rng_state, step_generator)
 from .config import ConfigError, TrainConfig, build_schedule
 from .distributed import DistEnv, init_distributed
 from .ema import EMA, make_optimizer
@@ -256,13 +256,13 @@ class Trainer:
         """Fine-tuning: the weights of a checkpoint (its EMA) or exported model at `path`, and
         its step, so that the run goes on counting (and drawing each step's data) where that
         one stopped; the optimizer starts afresh and warms up, the EMA starts at the weights."""
-        ckpt = load_checkpoint(path, MODEL_KEYS)
+        trained = load_trained(path)
         try:
-            self.model.load_state_dict(load_trained(path).model.state_dict())
+            self.model.load_state_dict(trained.model.state_dict())
         except RuntimeError:
             raise ConfigError(f"init={path} holds another model than this config builds") from None
-        self.task.load_state_dict(ckpt["task"])
-        self.step = self.saved_step = int(ckpt["step"])
+        self.task.load_state_dict(trained.task.state_dict())
+        self.step = self.saved_step = trained.step
         self.ema = EMA(self.model, self.cfg.ema_decay)
         self.ema.updates = self.step
         if self.env.is_main:
