@@ -209,13 +209,13 @@ def draw(path: Path, rows: dict[str, list[np.ndarray]], highlight: list[np.ndarr
 
 
 def sampler_of(model, spec: str, **changes) -> SamplerConfig:
-    """The model's sampler with a spec KIND:STEPS[:SPACING] (e.g. ddpm:200, dpmpp_3m:20:logsnr)
-    and any further settings applied."""
-    kind, steps, *spacing = spec.split(":")
-    settings = {**model.sampler.to_dict(), "kind": kind, "steps": int(steps), **changes}
-    if spacing:
-        settings["spacing"] = spacing[0]
-    return SamplerConfig.from_dict(settings)
+    """The model's sampler with a spec KIND:STEPS[:SPACING][:SETTING=VALUE...] (e.g. ddpm:200,
+    dpmpp_3m:20:logsnr, dpmpp_2m_sde:100:logsnr:guidance_scale=1) and any further settings
+    applied."""
+    kind, steps, *fields = spec.split(":")
+    if fields and "=" not in fields[0]:
+        fields[0] = f"spacing={fields[0]}"
+    return SamplerConfig.from_spec(":".join([kind, steps, *fields]), model.sampler).replace(**changes)
 
 
 def cut_motifs(segments: list[np.ndarray], k: int, window: int, size: int,

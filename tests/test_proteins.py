@@ -402,6 +402,35 @@ def test_chirality_loss_is_zero_for_the_truth_and_its_rotations_and_sees_the_mir
     torch.testing.assert_close(loss, torch.stack([3.0 * 4 * volume ** 2, torch.tensor(0.0, dtype=torch.float64)]))
 
 
+def test_motif_loss_measures_the_motif_distances_of_chains_that_carry_one():
+    """The motif loss (through the trainer's `auxiliary_loss` hook): 0 at the truth and any
+    rotation of it, at every t; a motif 10% too large costs the mean of (0.1 d)² over its
+    pairs, in Å²; a chain whose motif block is null (no motif, or dropped) costs nothing."""
+    from molgen.nn.backbone import MOTIF_COLUMNS
+    from molgen.proteins.task import BackboneConfig, BackboneTask
+    from molgen.train.task import auxiliary_loss
+
+    task = BackboneTask(BackboneConfig(name="backbones", hidden=8, layers=1, neighbours=4, crop=40,
+                                       min_length=30, max_length=64, sample_batch=4, scale=0.25,
+                                       local_loss=0.0, condition="sse", motif=0.5, motif_loss=2.0))
+    space = MoleculeSpace.from_sizes([30, 30])
+    x0 = space.project(torch.from_numpy(np.concatenate([ideal_helix(30), ideal_strand(30)])) * 0.25)
+    at = torch.tensor([2, 3, 4, 20, 21, 22])
+    cond = task.conditions(2, torch.zeros(2, 3), [(at, x0[at]), None]).double()
+    assert cond.shape == (2, 3 + MOTIF_COLUMNS * 64)
+    t = torch.tensor([0.9, 0.9], dtype=torch.float64)
+    loss = auxiliary_loss(task, space, cond)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    torch.testing.assert_close(loss(x0 @ q.T, x0, t), torch.zeros(2, dtype=torch.float64))
+    grown = x0.clone()
+    grown[at] = x0[at] * 1.1
+    grown[30 + at] = x0[30 + at] * 1.1  # the same residues of the chain without a motif
+    d = torch.pdist(x0[at] / 0.25)
+    torch.testing.assert_close(loss(grown, x0, t), torch.stack([2.0 * (0.1 * d).square().mean(),
+                                                                torch.tensor(0.0, dtype=torch.float64)]))
+    assert torch.equal(auxiliary_loss(task, space)(grown, x0, t), torch.zeros(2, dtype=torch.float64))
+
+
 def test_a_model_without_motifs_scaffolds_only_by_inpainting():
     from molgen.diffusion import SamplerConfig
     from molgen.proteins.motif import Motif

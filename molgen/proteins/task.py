@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from ..diffusion import (Denoiser, MoleculeSpace, SamplerConfig, drop_condition, graph_denoiser,
                          sample_in_batches)
-from ..diffusion.spaces import segment_sum
+from ..diffusion.spaces import atom_ranks, segment_sum
 from ..nn.backbone import MOTIF_COLUMNS
 from ..train.task import Batch
 
@@ -68,6 +68,7 @@ class BackboneConfig:
     scale: float = 0.25          # state units per Å
     local_loss: float = 1.0      # weight of the local-distance loss (auxiliary_loss; 0: none)
     chiral_loss: float = 0.0     # weight of the signed-volume loss at every t (auxiliary_loss; 0: none)
+    motif_loss: float = 0.0      # weight of the motif-distance loss at every t (auxiliary_loss; 0: none)
     neighbours: int = MISSING    # nearest residues in space each residue hears (plus ±2 along the chain)
     crop: int = MISSING          # longest training window (residues)
     min_length: int = MISSING    # shortest training segment (residues)
@@ -91,10 +92,10 @@ class BackboneTask:
             raise ValueError(f"task: need {MIN_LENGTH} <= min_length <= crop <= max_length, got "
                              f"{cfg.min_length}, {cfg.crop}, {cfg.max_length}")
         if not (0 < cfg.scale < math.inf and 0 < cfg.coords_range < math.inf
-                and 0 <= cfg.local_loss < math.inf and 0 <= cfg.chiral_loss < math.inf):
-            raise ValueError(f"task: need finite scale > 0, coords_range > 0, local_loss >= 0 and "
-                             f"chiral_loss >= 0, got {cfg.scale}, {cfg.coords_range}, "
-                             f"{cfg.local_loss}, {cfg.chiral_loss}")
+                and all(0 <= w < math.inf for w in (cfg.local_loss, cfg.chiral_loss, cfg.motif_loss))):
+            raise ValueError(f"task: need finite scale > 0, coords_range > 0 and loss weights >= 0, "
+                             f"got scale {cfg.scale}, coords_range {cfg.coords_range}, local_loss "
+                             f"{cfg.local_loss}, chiral_loss {cfg.chiral_loss}, motif_loss {cfg.motif_loss}")
         if cfg.sample_batch < 1:
             raise ValueError(f"task.sample_batch must be >= 1, got {cfg.sample_batch}")
         if cfg.condition not in CONDITIONS or not 0 <= cfg.cond_drop <= 1 or not 0 <= cfg.motif <= 1:
@@ -220,30 +221,45 @@ class BackboneTask:
 
         return graph_denoiser(x0, schedule, space, prediction)
 
-    def auxiliary_loss(self, x0_hat: Tensor, x0: Tensor, t: Tensor, *, space: MoleculeSpace) -> Tensor:
-        """Per chain [B]: cfg.local_loss times the mean squared error (Å²) of the distances
-        between residues within LOCAL_PAIRS Å of each other in the true chain, at t < LOCAL_T
-        (0 elsewhere), as FrameDiff's auxiliary distance loss (Yim et al. 2023): the
-        diffusion loss alone weighs the few-tenths-of-an-Å repairs of local geometry that
-        near-clean states need too little against the shape of the chain."""
+    def auxiliary_loss(self, x0_hat: Tensor, x0: Tensor, t: Tensor, *, space: MoleculeSpace,
+                       cond: Tensor | None = None) -> Tensor:
+        """Per chain [B], each term times its weight: the local-distance loss, the mean squared
+        error (Å²) of the distances between residues within LOCAL_PAIRS Å of each other in
+        the true chain at t < LOCAL_T (0 elsewhere), as FrameDiff's auxiliary distance loss
+        (Yim et al. 2023): the diffusion loss alone weighs the few-tenths-of-an-Å repairs of
+        local geometry that near-clean states need too little against the shape of the
+        chain; the chirality loss (`chirality_error`); the motif loss, the same error over
+        the pairs of residues that the condition gives as a motif, at every t: the motif
+        fixes them, yet in the diffusion loss they are a few terms of many, least weighted
+        at high noise, where a scaffold commits to its fold."""
+        index, num = space.index(x0), space.batch_size(x0)
+        local = torch.nonzero((t < LOCAL_T)[index]).squeeze(1)  # only chains that take the loss
+        loss = self.cfg.local_loss * self.distance_error(x0_hat, x0, local, index=index, num=num,
+                                                         within=LOCAL_PAIRS)
+        if self.cfg.chiral_loss:
+            loss = loss + self.cfg.chiral_loss * self.chirality_error(x0_hat, x0, index, num)
+        if self.cfg.motif_loss and self.motif_length and cond is not None:
+            block = cond[:, self.sse_columns:].reshape(num, self.motif_length, MOTIF_COLUMNS)
+            motif = torch.nonzero(block[index, atom_ranks(index, num), 0] > 0.5).squeeze(1)
+            loss = loss + self.cfg.motif_loss * self.distance_error(x0_hat, x0, motif, index=index, num=num)
+        return loss
+
+    def distance_error(self, x0_hat: Tensor, x0: Tensor, rows: Tensor, *, index: Tensor, num: int,
+                       within: float = math.inf) -> Tensor:
+        """Per chain [B]: the mean squared error (Å²) of the distances between its residues
+        among `rows` that are closer than `within` Å in the true chain, x̂0 against the truth
+        (0 for a chain without such pairs)."""
         from ..nn.graphs import fully_connected_edges
 
-        index, num = space.index(x0), space.batch_size(x0)
-        active = t < LOCAL_T
-        rows = torch.nonzero(active[index]).squeeze(1)  # only chains that take the loss
         chains, local = torch.unique(index[rows], return_inverse=True)
         src, dst = rows[fully_connected_edges(local, len(chains))]
         true = (x0[src] - x0[dst]).norm(dim=-1) / self.cfg.scale
-        near = true < LOCAL_PAIRS
+        near = true < within
         src, dst, true = src[near], dst[near], true[near]
         made = (x0_hat[src] - x0_hat[dst]).norm(dim=-1) / self.cfg.scale
         chain = index[dst]
         error = segment_sum((made - true).square(), chain, num)
-        pairs = segment_sum(torch.ones_like(true), chain, num).clamp_min(1)
-        loss = self.cfg.local_loss * active.to(x0.dtype) * error / pairs
-        if self.cfg.chiral_loss:
-            loss = loss + self.cfg.chiral_loss * self.chirality_error(x0_hat, x0, index, num)
-        return loss
+        return error / segment_sum(torch.ones_like(true), chain, num).clamp_min(1)
 
     def chirality_error(self, x0_hat: Tensor, x0: Tensor, index: Tensor, num: int) -> Tensor:
         """Per chain [B]: the mean squared error of the signed volumes b₁ · (b₂ × b₃) / 3.8³ of

@@ -54,8 +54,9 @@ class Task(Protocol):
     samples_file: the file `evaluate` writes in a run's out_dir (samples.png, samples.sdf).
     options: the names of the keyword options `evaluate` takes beyond the common ones
     (`molgen sample` passes only those; see `check_options`).
-    Optional: `auxiliary_loss(x0_hat, x0, t, *, space)` → [B], terms the trainer adds to
-    the diffusion loss (`auxiliary_loss` below).
+    Optional: `auxiliary_loss(x0_hat, x0, t, *, space, cond)` → [B], terms the trainer adds
+    to the diffusion loss (`auxiliary_loss` below; cond: the batch's conditions as trained on,
+    nulls included).
     """
 
     Config: ClassVar[type]
@@ -87,11 +88,11 @@ class Task(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
-def auxiliary_loss(task: Task, space) -> Callable | None:
-    """The task's extra loss terms for a batch in `space`, (x̂_0, x_0, t) → [B], or None
-    if it has none."""
+def auxiliary_loss(task: Task, space, cond=None) -> Callable | None:
+    """The task's extra loss terms for a batch in `space` with conditions `cond`,
+    (x̂_0, x_0, t) → [B], or None if it has none."""
     own = getattr(task, "auxiliary_loss", None)
-    return None if own is None else functools.partial(own, space=space)
+    return None if own is None else functools.partial(own, space=space, cond=cond)
 
 
 class GraphTask:

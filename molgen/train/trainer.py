@@ -105,7 +105,7 @@ class Trainer:
                                             target=cfg.diffusion.target,
                                             weighting=cfg.diffusion.weighting,
                                             gamma=cfg.diffusion.min_snr_gamma,
-                                            auxiliary=auxiliary_loss(self.task, part.space))
+                                            auxiliary=auxiliary_loss(self.task, part.space, cond))
                 losses = losses.float()
                 (losses.sum() / local).backward()
             loss_sum += losses.detach().sum()
