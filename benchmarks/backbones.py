@@ -280,7 +280,8 @@ def main(argv=None):
     p.add_argument("--lengths", type=int, nargs="+", default=[50, 100, 150, 200])
     p.add_argument("--n", type=int, default=100, help="chains per row and length (default 100)")
     p.add_argument("--samplers", nargs="+", default=["dpmpp_2m:50"],
-                   help="model rows as sampler:steps[:spacing] (default dpmpp_2m:50); none: references only")
+                   help="model rows as kind:steps[:spacing][:setting=value...] (default dpmpp_2m:50); "
+                        "none: references only")
     p.add_argument("--split", default="test", choices=("valid", "test"),
                    help="reference chains: valid for choices, test for the reported table")
     p.add_argument("--tm-samples", type=int, default=20,
