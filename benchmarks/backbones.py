@@ -250,15 +250,21 @@ def scaffold_rows(model, motifs, args) -> tuple[dict, dict]:
     for name, method in methods.items():
         sampler = sampler_of(model, args.samplers[0], steps=method["steps"],
                              guidance_scale=method["guidance_scale"])
-        rmsd, junctions, traces = [], [], []
+        rmsd, mirrored, per_motif, junctions, traces = [], [], [], [], []
         for trace, motif, at in motifs:
             with torch.no_grad():
                 made = model.task.sample(model.denoiser_for, sampler, torch.full((args.motif_n,), len(trace)),
                                          seed=args.seed, motif=motif, motif_start=int(at[0]),
                                          inpaint=method["inpaint"])
             ends = sorted({i for i in range(len(trace) - 1) if (i in at) != (i + 1 in at)})
+            mirror = Motif(motif.positions * [1.0, 1.0, -1.0], motif.offsets)
+            own = [motif_rmsd(chain, motif, at) for chain in made]
+            mirrored += [motif_rmsd(chain, mirror, at) for chain in made]
+            per_motif.append(dict(spans=len(ends) // 2,  # each span meets the scaffold at both ends
+                                  success=float(np.mean(np.less(own, 1.0))),
+                                  median_rmsd=float(np.median(own))))
+            rmsd += own
             for chain in made:
-                rmsd.append(motif_rmsd(chain, motif, at))
                 junctions += list(np.abs(geometry.bonds(chain)[ends] - geometry.BOND) <= 0.2)
             traces += made
             examples.setdefault(name, []).append(made[0])
@@ -266,6 +272,7 @@ def scaffold_rows(model, motifs, args) -> tuple[dict, dict]:
         nfe = method["steps"] * (2 if method["guidance_scale"] else 1)
         rows[name] = dict(nfe=nfe, success=float(np.mean(np.less(rmsd, 1.0))),
                           motif_rmsd=float(np.mean(rmsd)), junction_bonds_ok=float(np.mean(junctions)),
+                          mirror_success=float(np.mean(np.less(mirrored, 1.0))), per_motif=per_motif,
                           bonds_ok=m["bonds_ok"], clash_free=m["clash_free"],
                           right_handed=m["right_handed"], n=len(rmsd))
         print(f"motifs, {name} (NFE {nfe}): success {rows[name]['success']:.2f}, RMSD "
