@@ -183,6 +183,11 @@ def test_backbones_tiny_run(tmp_path):
     assert {"bonds_ok", "clash_free", "right_handed", "helix", "strand", "js_tau", "js_alpha",
             "radius_of_gyration", "rg_test_fit"} <= set(rows["dpmpp_2m:2"])
     assert rows["test chains"]["right_handed"] > 0.9 and rows["test chains"]["bonds_ok"] > 0.9
+    inpainted = data["motif_scaffolding"]["inpaint"]  # the motif in place by construction
+    assert inpainted["success"] == 1.0 and len(inpainted["per_motif"]) == 10
+    assert {m["spans"] for m in inpainted["per_motif"]} <= {1, 2}
+    assert all(m["success"] == 1.0 and m["median_rmsd"] < 1e-3 for m in inpainted["per_motif"])
+    assert 0 <= data["motif_scaffolding"]["condition w=1"]["mirror_success"] <= 1
     assert_finite(data)
     assert out.with_suffix(".png").stat().st_size > 0
 
