@@ -312,13 +312,18 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     start, rng = time.perf_counter(), np.random.default_rng(args.seed)
+    model = BackboneModel.load(args.checkpoint) if args.samplers != ["none"] else None
+    for spec in [] if model is None else args.samplers:  # every spec checked before any work
+        try:
+            sampler_of(model, spec)
+        except ValueError as exc:
+            p.error(str(exc))
     reference = [s for c in load_pdownb(args.split) for s in c.segments(20)]
     training = [s for c in load_pdownb("train") for s in c.segments(20)]
     reference_hist = histograms(reference)
     rg = np.array([[len(s), geometry.radius_of_gyration(s)] for s in reference])
     slope, intercept = np.polyfit(np.log(rg[:, 0]), np.log(rg[:, 1]), 1)
     rg_fit = (float(np.exp(intercept)), float(slope))
-    model = BackboneModel.load(args.checkpoint) if args.samplers != ["none"] else None
 
     results, seconds, pictures = {}, {}, {}
     for length in args.lengths:

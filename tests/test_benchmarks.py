@@ -188,6 +188,9 @@ def test_backbones_tiny_run(tmp_path):
     assert {m["spans"] for m in inpainted["per_motif"]} <= {1, 2}
     assert all(m["success"] == 1.0 and m["median_rmsd"] < 1e-3 for m in inpainted["per_motif"])
     assert 0 <= data["motif_scaffolding"]["condition w=1"]["mirror_success"] <= 1
+    bad = bench("backbones", "--samplers", "ddim:ten", "--out", tmp_path / "no.json")
+    assert bad.returncode == 2 and "sampler 'ddim:ten'" in bad.stderr.splitlines()[-1]
+    assert not (tmp_path / "no.json").exists()
     assert_finite(data)
     assert out.with_suffix(".png").stat().st_size > 0
 
