@@ -10,6 +10,8 @@ never from the crystal coordinates.  The method returns ranked poses; recorded p
   top1 / top5 / oracle   symmetry-aware heavy-atom RMSD (Å) to the crystal pose, in place
                          (no superposition: rdMolAlign.CalcRMS), of the best-ranked pose, the
                          best of the first five, the best of all returned
+  pair_rmsd              the same RMSD between every two returned poses (upper triangle, row
+                         by row): what a re-ranking by pose consensus reads offline
   pb_valid, pb_failed    PoseBusters 'redock' checks of the top-1 pose against the crystal
                          ligand and the receptor actually docked into (Receptor.to_pdb());
                          valid = every check passes except the RMSD ≤ 2 Å one, which is
@@ -38,11 +40,18 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
                          shipped one), each the start of a Monte-Carlo chain on molgen's torch
                          version of Vina's function (molgen.docking.refine.search, its default
                          rounds: 80 since 2026-11-30; `molgen` rows of earlier result files
-                         are 40 rounds), ranked by it
+                         are 40 rounds), ranked by it, near-duplicates left out (since
+                         2026-11-30: a pose within 1 Å of a better one)
   molgen_local           the same with 0 rounds: each sampled pose only locally optimised
   molgen_r20, molgen_r40, molgen_r80  the same with 20, 40 or 80 rounds
+  molgen_r160_s15, molgen_r240_s10  160 rounds of 15 local-optimisation steps, 240 of 10: about
+                         the CPU time of 80 rounds of 30, spent on more Monte-Carlo moves
   molgen_etkdg           molgen with the ligand's ETKDG local structures not minimised with
                          MMFF94 (api.LOCAL_STRUCTURE_FORCEFIELD = None)
+  molgen_ls1, _ls2, _ls5  molgen with the 40 poses on 1, 2 or 5 local structures (the default:
+                         10, api.POSES_PER_LOCAL_STRUCTURE = 4): fewer ring and bond-angle
+                         variants, more chains searching each
+  molgen_n60             molgen with 60 sampled poses (Monte-Carlo chains) instead of 40
   molgen_raw             the learned model alone: 40 raw poses in sampling order (top-1 is
                          the first sample: the model has no confidence head)
   molgen_w<w>            molgen with classifier-free guidance weight w over the pocket (0: the
@@ -132,15 +141,19 @@ def docking_model():
 
 
 def molgen_method(*, guidance: float | None = None, refine: bool = True, rounds: int | None = None,
-                  relaxed: bool = True, n: int = POSES):
+                  steps: int | None = None, relaxed: bool = True, structures: int | None = None,
+                  n: int = POSES):
     def run(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box, seed: int):
         from molgen.docking import api
         from molgen.docking.refine import SearchConfig
 
-        search = refine and (SearchConfig() if rounds is None else SearchConfig(rounds=rounds))
-        forcefield = api.LOCAL_STRUCTURE_FORCEFIELD
+        search = refine and SearchConfig(**{k: v for k, v in (("rounds", rounds), ("steps", steps))
+                                            if v is not None})
+        forcefield, per_structure = api.LOCAL_STRUCTURE_FORCEFIELD, api.POSES_PER_LOCAL_STRUCTURE
         if not relaxed:  # the ablation: local structures as ETKDG embeds them
             api.LOCAL_STRUCTURE_FORCEFIELD = None
+        if structures is not None:  # the poses spread over this many local structures
+            api.POSES_PER_LOCAL_STRUCTURE = math.ceil(n / structures)
         start = time.process_time()
         try:
             with warnings.catch_warnings():  # dropped hetero groups are in the record already
@@ -148,12 +161,14 @@ def molgen_method(*, guidance: float | None = None, refine: bool = True, rounds:
                 poses = api.dock(receptor, start_mol, box_center=box[0], box_size=box[1], n=n,
                                  seed=seed, guidance=guidance, refine=search, model=docking_model())
         finally:
-            api.LOCAL_STRUCTURE_FORCEFIELD = forcefield
+            api.LOCAL_STRUCTURE_FORCEFIELD, api.POSES_PER_LOCAL_STRUCTURE = forcefield, per_structure
         return poses, time.process_time() - start
     run.__doc__ = (f"molgen, {n} poses, guidance {'default' if guidance is None else guidance}, "
                    + ("raw (sampling order)" if not refine else
-                      f"Monte-Carlo search on Vina ({'default' if rounds is None else rounds} rounds), ranked")
-                   + ("" if relaxed else ", ETKDG local structures not minimised"))
+                      f"Monte-Carlo search on Vina ({'default' if rounds is None else rounds} rounds"
+                      f"{'' if steps is None else f' of {steps} steps'}), ranked")
+                   + ("" if relaxed else ", ETKDG local structures not minimised")
+                   + ("" if structures is None else f", {structures} local structure(s)"))
     return run
 
 
@@ -193,7 +208,11 @@ METHODS = {"vina1": vina_method(1), "vina8": vina_method(8), "vina32": vina_meth
            "molgen": molgen_method(), "molgen_raw": molgen_method(refine=False),
            "molgen_local": molgen_method(rounds=0), "molgen_r20": molgen_method(rounds=20),
            "molgen_r40": molgen_method(rounds=40), "molgen_r80": molgen_method(rounds=80),
+           "molgen_r160_s15": molgen_method(rounds=160, steps=15),
+           "molgen_r240_s10": molgen_method(rounds=240, steps=10),
            "molgen_etkdg": molgen_method(relaxed=False),
+           **{f"molgen_ls{k}": molgen_method(structures=k) for k in (1, 2, 5)},
+           "molgen_n60": molgen_method(n=60),
            "random_opt": random_floor, "random_opt_r20": functools.partial(random_floor, rounds=20),
            **{f"molgen_w{w:g}": molgen_method(guidance=w) for w in GUIDANCE_SWEEP},
            **{f"molgen_raw_w{w:g}": molgen_method(guidance=w, refine=False) for w in GUIDANCE_SWEEP}}
@@ -229,6 +248,20 @@ def start_conformer(crystal: Chem.Mol, seed: int) -> Chem.Mol:
 def rmsd_in_place(pose: Chem.Mol, crystal: Chem.Mol) -> float:
     """Symmetry-aware heavy-atom RMSD without superposition (molgen.conformers.rmsd)."""
     return float(heavy_atom_rmsd(pose, crystal, align=False)[0])
+
+
+def pose_distances(poses: list[Chem.Mol]) -> list[float]:
+    """Symmetry-aware in-place heavy-atom RMSD between every two returned poses (the upper
+    triangle of the matrix, row by row, to 0.001 Å): what a re-ranking by pose consensus
+    reads, offline."""
+    from molgen.conformers.rmsd import pairwise_heavy_atom_rmsd
+
+    mol = Chem.Mol(poses[0])
+    mol.RemoveAllConformers()
+    for pose in poses:
+        mol.AddConformer(Chem.Conformer(pose.GetConformer()), assignId=True)
+    matrix = pairwise_heavy_atom_rmsd(mol, align=False)
+    return [round(float(v), 3) for v in matrix[np.triu_indices(len(poses), 1)]]
 
 
 def posebusters(pose: Chem.Mol, crystal: Chem.Mol, receptor_pdb: str) -> tuple[bool, list[str]]:
@@ -269,6 +302,8 @@ def evaluate(complex_: Complex, method: str, seed: int, receptor: Receptor) -> d
                    oracle=min(rmsd))
         if poses[0].HasProp("vina_score"):
             out["scores"] = [p.GetDoubleProp("vina_score") for p in poses]
+        if len(poses) > 1:
+            out["pair_rmsd"] = pose_distances(poses)
         if method == FIGURE_METHOD and len(_FIGURE) < FIGURE_PANELS:
             _FIGURE.append((f"{complex_.set}/{complex_.name}", rmsd[0], receptor, crystal, poses[0]))
         pb_start = time.perf_counter()

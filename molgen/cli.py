@@ -212,7 +212,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     "protonation are kept, hydrogens added if missing) into a receptor (PDB or "
                     "mmCIF: standard amino acids, common modified residues and metal ions; other "
                     "hetero groups are left out and named) with the pose diffusion model "
-                    "(molgen.docking), and write -n poses to an SDF, best first, with the SD "
+                    "(molgen.docking), and write the distinct ones of -n poses to an SDF, best "
+                    "first (a pose within 1 Å RMSD of a better one is left out), with the SD "
                     "properties molgen_rank and molgen_box.  The box: --box-center and "
                     "--box-size, or --autobox-ligand (a reference ligand's extent + 10 Å).")
     dk.add_argument("--protein", required=True, metavar="PDB", help="receptor PDB or mmCIF file")
@@ -234,7 +235,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="Monte-Carlo rounds of the search on Vina's function from each sampled "
                          "pose; 0: local optimisation only (default: 80)")
     dk.add_argument("-n", "--num-poses", type=int, default=40,
-                    help="poses to sample and write (default: %(default)s)")
+                    help="poses to sample (default: %(default)s); the distinct ones are written")
     dk.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     dk.add_argument("-o", "--output", default="poses.sdf", help="SDF to write (default: %(default)s)")
     dk.add_argument("--checkpoint", default=None, metavar="PATH",

@@ -63,6 +63,10 @@ def test_pairwise_matrix():
         np.testing.assert_allclose(matrix[i], heavy_atom_rmsd(mol, mol, ref_conf_id=i), atol=1e-6)
     np.testing.assert_allclose(pairwise_heavy_atom_rmsd(mol, conf_ids=[2, 0]),
                                matrix[np.ix_([2, 0], [2, 0])])
+    in_place = pairwise_heavy_atom_rmsd(mol, align=False)  # docking poses: no superposition
+    assert (in_place >= matrix - 1e-9).all()
+    for i in range(4):
+        np.testing.assert_allclose(in_place[i], heavy_atom_rmsd(mol, mol, ref_conf_id=i, align=False), atol=1e-6)
 
 
 def test_different_molecules_raise():

@@ -119,11 +119,12 @@ def test_tiny_model_trains_and_docks_an_astex_complex_through_the_cli(tmp_path, 
     assert main(["dock", "--protein", str(protein), "--ligand", str(crystal), "--autobox-ligand",
                  str(crystal), "-n", "5", "--rounds", "2", "--checkpoint", ckpt, "-o", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "5 poses" in captured.out and "hydrogens: " in captured.err  # the Astex SDF has none
     poses = [m for m in Chem.SDMolSupplier(str(out), removeHs=False)]
+    assert f"{len(poses)} poses" in captured.out and "hydrogens: " in captured.err  # the Astex SDF has none
     reference = next(iter(Chem.SDMolSupplier(str(crystal))))
     centre = reference.GetConformer().GetPositions().mean(0)
-    assert len(poses) == 5 and [p.GetIntProp("molgen_rank") for p in poses] == [1, 2, 3, 4, 5]
+    # the distinct ones of 5 poses
+    assert 1 <= len(poses) <= 5 and [p.GetIntProp("molgen_rank") for p in poses] == list(range(1, len(poses) + 1))
     for pose in poses:  # the input's molecule (stereo included), placed near the box
         assert Chem.MolToSmiles(Chem.RemoveHs(pose)) == Chem.MolToSmiles(reference)
         assert np.linalg.norm(pose.GetConformer().GetPositions().mean(0) - centre) < 25
@@ -210,15 +211,44 @@ def test_mutations_change_one_part_of_each_pose_and_search_beats_local_optimisat
     assert searched.min() < local.min() and searched.median() < local.median()
 
 @needs_astex
-def test_the_shipped_model_docks_and_ranks_by_vina_score():
+def test_the_shipped_model_docks_and_ranks_distinct_poses_by_vina_score():
+    from molgen.conformers.rmsd import pairwise_heavy_atom_rmsd
     from molgen.docking import dock
+    from molgen.docking.api import DISTINCT_RMSD
 
     crystal = ASTEX / "1OF1_SCT_ligand.sdf"
     poses = dock(ASTEX / "1OF1_SCT_protein.pdb", Chem.MolFromMolFile(str(crystal)), autobox_ligand=crystal,
-                 n=4, seed=1)
+                 n=6, seed=1)
     scores = [p.GetDoubleProp("vina_score") for p in poses]
-    assert len(poses) == 4 and scores == sorted(scores) and np.isfinite(scores).all()
-    assert [p.GetIntProp("molgen_rank") for p in poses] == [1, 2, 3, 4]
+    assert 1 <= len(poses) <= 6 and scores == sorted(scores) and np.isfinite(scores).all()
+    assert [p.GetIntProp("molgen_rank") for p in poses] == list(range(1, len(poses) + 1))
+    together = Chem.Mol(poses[0])
+    for pose in poses[1:]:
+        together.AddConformer(Chem.Conformer(pose.GetConformer()), assignId=True)
+    distance = pairwise_heavy_atom_rmsd(together, align=False)
+    assert (distance[np.triu_indices(len(poses), 1)] >= DISTINCT_RMSD).all()
+
+
+@needs_astex
+def test_ranking_leaves_out_a_near_duplicate_of_a_better_pose():
+    from molgen.docking.api import ranked_poses
+    from molgen.docking.complexes import ligand_box
+    from molgen.docking.refine import Physics
+
+    receptor = read_receptor(ASTEX / "1OF1_SCT_protein.pdb")
+    crystal = Chem.AddHs(next(iter(Chem.SDMolSupplier(str(ASTEX / "1OF1_SCT_ligand.sdf")))), addCoords=True)
+    centre, size = ligand_box(crystal)
+    physics = Physics.of(receptor, crystal, centre, size)
+    pose = torch.tensor(crystal.GetConformer().GetPositions(), dtype=torch.float32)
+    # the crystal pose and a copy 0.5 Å off (within 1 Å: the worse of the two is left out),
+    # and one 1.5 Å off (1.5 and 1.58 Å from those: kept)
+    moved = [pose, pose + torch.tensor([0.5, 0, 0]), pose + torch.tensor([0, 1.5, 0])]
+    scores = physics.vina_scores(torch.cat(moved)).tolist()
+    ranked = ranked_poses(crystal, moved, physics)
+    kept = sorted([min(scores[:2]), scores[2]])
+    assert [c.GetDoubleProp("vina_score") for c in ranked.GetConformers()] == pytest.approx(kept)
+    unranked = ranked_poses(crystal, moved, None)  # no physics: every pose, as given
+    assert unranked.GetNumConformers() == 3 and not unranked.GetConformer(0).HasProp("vina_score")
 
 
 def test_minimised_local_structures_lower_the_force_field_energy_and_keep_the_molecule():

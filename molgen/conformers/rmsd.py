@@ -52,16 +52,22 @@ def heavy_atom_rmsd(probe: Chem.Mol, ref: Chem.Mol, conf_ids: Sequence[int] | No
     return _best_rmsd(probe_xyz, ref_xyz[0][maps])
 
 
-def pairwise_heavy_atom_rmsd(mol: Chem.Mol, conf_ids: Sequence[int] | None = None) -> np.ndarray:
+def pairwise_heavy_atom_rmsd(mol: Chem.Mol, conf_ids: Sequence[int] | None = None, *,
+                             align: bool = True) -> np.ndarray:
     """[C, C] symmetric matrix of :func:`heavy_atom_rmsd` between the conformers of ``mol``
-    (all when ``conf_ids`` is None, else those, in that order); zero diagonal."""
+    (all when ``conf_ids`` is None, else those, in that order), superposed or, with
+    ``align=False``, in place; zero diagonal."""
     heavy, xyz = _heavy_atoms(mol, conf_ids)
     maps = _atom_maps(heavy, heavy)
     n = len(xyz)
     out = np.zeros((n, n))
     for i in range(n - 1):
         # conformer i as the reference, permuted by every automorphism, against all later ones
-        out[i, i + 1:] = out[i + 1:, i] = _best_rmsd(xyz[i + 1:], xyz[i][maps])
+        if align:
+            out[i, i + 1:] = out[i + 1:, i] = _best_rmsd(xyz[i + 1:], xyz[i][maps])
+        else:
+            msd = ((xyz[i + 1:, None] - xyz[i][maps][None]) ** 2).sum(-1).mean(-1)
+            out[i, i + 1:] = out[i + 1:, i] = np.sqrt(msd.min(axis=1))
     return out
 
 

@@ -8,7 +8,8 @@ How a ligand is docked (see molgen.docking.pose and molgen.docking.model):
 3. the pose model samples every pose's translation, rotation and torsions with a core sampler
    (classifier-free guidance over the pocket when `guidance` > 0), all poses batched together;
 4. unless raw poses are asked for, each sampled pose starts a Monte-Carlo chain on Vina's
-   scoring function (molgen.docking.refine.search), and the chains' best poses are ranked by it.
+   scoring function (molgen.docking.refine.search), and the chains' best poses are ranked by it,
+   near-duplicates of a better pose (within 1 Å) left out.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from rdkit import Chem
 
 from ..conformers.api import ConformerModel
 from ..conformers.inputs import name_of, to_molecule
+from ..conformers.rmsd import pairwise_heavy_atom_rmsd
 from ..data.checks import MAX_SEED, check_int, check_real
 from ..diffusion import SamplerConfig, sample_in_batches
 from .complexes import ligand_box
@@ -33,6 +35,10 @@ from .receptor import DockingInputError, Receptor, read_receptor
 from .refine import Physics, SearchConfig, search
 
 POSES_PER_LOCAL_STRUCTURE = 4
+DISTINCT_RMSD = 1.0
+"""Å: a refined pose closer than this to a better-ranked one (symmetry-aware heavy-atom RMSD,
+in place) is left out of the ranking, as Vina leaves out near-duplicate modes (its
+min_rmsd, 1 Å): the poses returned are distinct binding modes."""
 LOCAL_STRUCTURE_FORCEFIELD = "mmff"
 """Force field that minimises each ETKDG local structure of a ligand to be docked (None: as
 embedded); training takes the local structures as ETKDG embeds them."""
@@ -74,7 +80,8 @@ def dock_prepared(ligand: Chem.Mol, pocket: Pocket, centre, *, model: DockingMod
     """n poses of a ligand (explicit H) in a pocket around centre [3]: a copy of the ligand
     with one conformer per pose.  Without physics, in sampling order; with it, each pose
     refined by a Monte-Carlo search (refine) and ranked by Vina's energy, best first, its Vina
-    score (kcal/mol) the conformer property `vina_score`."""
+    score (kcal/mol) the conformer property `vina_score`, near-duplicates left out
+    (`ranked_poses`)."""
     structures = local_structures(ligand, math.ceil(n / POSES_PER_LOCAL_STRUCTURE), seed,
                                   forcefield=LOCAL_STRUCTURE_FORCEFIELD)
     if not structures:
@@ -91,22 +98,33 @@ def dock_prepared(ligand: Chem.Mol, pocket: Pocket, centre, *, model: DockingMod
 
 
 def ranked_poses(ligand: Chem.Mol, positions: list[torch.Tensor], physics: Physics | None) -> Chem.Mol:
-    """A copy of ligand with a conformer per pose (all atoms' positions [N, 3] each): ranked by
-    Vina's energy, best first, each with its Vina score as the conformer property
-    `vina_score`, when physics is given; else in the given order."""
-    scores = None
-    if physics is not None:
-        scores = physics.vina_scores(torch.cat(positions)).tolist()
-        order = sorted(range(len(positions)), key=scores.__getitem__)
-        positions, scores = [positions[i] for i in order], [scores[i] for i in order]
+    """A copy of ligand with a conformer per pose (all atoms' positions [N, 3] each): when
+    physics is given, ranked by Vina's energy, best first, each with its Vina score as the
+    conformer property `vina_score`, and a pose within DISTINCT_RMSD of a better one left out;
+    else every pose, in the given order."""
+    if physics is None:
+        return _with_conformers(ligand, positions)
+    scores = physics.vina_scores(torch.cat(positions)).tolist()
+    order = sorted(range(len(positions)), key=scores.__getitem__)
+    distance = pairwise_heavy_atom_rmsd(_with_conformers(ligand, [positions[i] for i in order]), align=False)
+    kept: list[int] = []
+    for k in range(len(order)):
+        if all(distance[k, j] >= DISTINCT_RMSD for j in kept):
+            kept.append(k)
+    out = _with_conformers(ligand, [positions[order[k]] for k in kept])
+    for conformer, k in zip(out.GetConformers(), kept):
+        conformer.SetDoubleProp("vina_score", scores[order[k]])
+    return out
+
+
+def _with_conformers(ligand: Chem.Mol, positions: list[torch.Tensor]) -> Chem.Mol:
+    """A copy of ligand whose conformers are positions (all atoms' [N, 3] each), in order."""
     out = Chem.Mol(ligand)
     out.RemoveAllConformers()
-    for k, pos in enumerate(positions):
+    for pos in positions:
         conformer = Chem.Conformer(out.GetNumAtoms())
         for i, p in enumerate(pos.double().tolist()):
             conformer.SetAtomPosition(i, p)
-        if scores is not None:
-            conformer.SetDoubleProp("vina_score", scores[k])
         out.AddConformer(conformer, assignId=True)
     return out
 
@@ -115,7 +133,7 @@ def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_c
          box_size=None, autobox_ligand: str | os.PathLike | Chem.Mol | None = None, n: int = 40,
          seed: int = 0, guidance: float | None = None, refine: bool | SearchConfig = True,
          model: DockingModel | str | os.PathLike | None = None, progress: bool = False) -> list[Chem.Mol]:
-    """Dock a ligand into a protein: n poses as RDKit molecules (explicit H), best first.
+    """Dock a ligand into a protein: up to n poses as RDKit molecules (explicit H), best first.
 
     protein: a PDB/mmCIF path or a Receptor.  ligand: a SMILES string or an RDKit Mol (its
     stereo and protonation are kept; hydrogens are added if missing).  The box: box_center and
@@ -124,8 +142,9 @@ def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_c
     convention where 0 is the plain conditional model (ε = (1 + w) ε(x, pocket) − w ε(x)); default
     the model's.  refine: start a Monte-Carlo search on Vina's scoring function from each
     sampled pose (molgen.docking.refine.search; True: the default SearchConfig, or a
-    SearchConfig — rounds=0 is a local optimisation only) and rank the results by it; False:
-    the learned model's raw poses, unranked.
+    SearchConfig — rounds=0 is a local optimisation only) and rank the results by it, leaving
+    out a pose within DISTINCT_RMSD (1 Å) of a better one, as Vina does (so fewer than n
+    poses may come back); False: the learned model's n raw poses, unranked.
     Each pose has the SD properties `molgen_rank` (1 = best), `molgen_box` and, refined,
     `vina_score` (kcal/mol, Vina's function as molgen computes it).
     Bad input raises DockingInputError (or ConformerInputError for the ligand) in one line;
