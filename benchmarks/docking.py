@@ -44,13 +44,11 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
                          2026-11-30: a pose within 1 Å of a better one)
   molgen_local           the same with 0 rounds: each sampled pose only locally optimised
   molgen_r20, molgen_r40, molgen_r80  the same with 20, 40 or 80 rounds
-  molgen_r160_s15, molgen_r240_s10  160 rounds of 15 local-optimisation steps, 240 of 10: about
-                         the CPU time of 80 rounds of 30, spent on more Monte-Carlo moves
   molgen_etkdg           molgen with the ligand's ETKDG local structures not minimised with
                          MMFF94 (api.LOCAL_STRUCTURE_FORCEFIELD = None)
-  molgen_ls1, _ls2, _ls5  molgen with the 40 poses on 1, 2 or 5 local structures (the default:
-                         10, api.POSES_PER_LOCAL_STRUCTURE = 4): fewer ring and bond-angle
-                         variants, more chains searching each
+  molgen_ls1             molgen with the 40 poses on one local structure (the default: 10,
+                         api.POSES_PER_LOCAL_STRUCTURE = 4), as Vina searches one: no ring or
+                         bond-angle variants, more chains searching it
   molgen_n60             molgen with 60 sampled poses (Monte-Carlo chains) instead of 40
   molgen_raw             the learned model alone: 40 raw poses in sampling order (top-1 is
                          the first sample: the model has no confidence head)
@@ -141,14 +139,12 @@ def docking_model():
 
 
 def molgen_method(*, guidance: float | None = None, refine: bool = True, rounds: int | None = None,
-                  steps: int | None = None, relaxed: bool = True, structures: int | None = None,
-                  n: int = POSES):
+                  relaxed: bool = True, structures: int | None = None, n: int = POSES):
     def run(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box, seed: int):
         from molgen.docking import api
         from molgen.docking.refine import SearchConfig
 
-        search = refine and SearchConfig(**{k: v for k, v in (("rounds", rounds), ("steps", steps))
-                                            if v is not None})
+        search = refine and (SearchConfig() if rounds is None else SearchConfig(rounds=rounds))
         forcefield, per_structure = api.LOCAL_STRUCTURE_FORCEFIELD, api.POSES_PER_LOCAL_STRUCTURE
         if not relaxed:  # the ablation: local structures as ETKDG embeds them
             api.LOCAL_STRUCTURE_FORCEFIELD = None
@@ -165,8 +161,7 @@ def molgen_method(*, guidance: float | None = None, refine: bool = True, rounds:
         return poses, time.process_time() - start
     run.__doc__ = (f"molgen, {n} poses, guidance {'default' if guidance is None else guidance}, "
                    + ("raw (sampling order)" if not refine else
-                      f"Monte-Carlo search on Vina ({'default' if rounds is None else rounds} rounds"
-                      f"{'' if steps is None else f' of {steps} steps'}), ranked")
+                      f"Monte-Carlo search on Vina ({'default' if rounds is None else rounds} rounds), ranked")
                    + ("" if relaxed else ", ETKDG local structures not minimised")
                    + ("" if structures is None else f", {structures} local structure(s)"))
     return run
@@ -208,10 +203,8 @@ METHODS = {"vina1": vina_method(1), "vina8": vina_method(8), "vina32": vina_meth
            "molgen": molgen_method(), "molgen_raw": molgen_method(refine=False),
            "molgen_local": molgen_method(rounds=0), "molgen_r20": molgen_method(rounds=20),
            "molgen_r40": molgen_method(rounds=40), "molgen_r80": molgen_method(rounds=80),
-           "molgen_r160_s15": molgen_method(rounds=160, steps=15),
-           "molgen_r240_s10": molgen_method(rounds=240, steps=10),
            "molgen_etkdg": molgen_method(relaxed=False),
-           **{f"molgen_ls{k}": molgen_method(structures=k) for k in (1, 2, 5)},
+           "molgen_ls1": molgen_method(structures=1),
            "molgen_n60": molgen_method(n=60),
            "random_opt": random_floor, "random_opt_r20": functools.partial(random_floor, rounds=20),
            **{f"molgen_w{w:g}": molgen_method(guidance=w) for w in GUIDANCE_SWEEP},
