@@ -46,10 +46,8 @@ def heavy_atom_rmsd(probe: Chem.Mol, ref: Chem.Mol, conf_ids: Sequence[int] | No
         raise ValueError(f"probe has {probe_heavy.GetNumAtoms()} heavy atoms, "
                          f"reference {ref_heavy.GetNumAtoms()}: not the same molecule")
     maps = _atom_maps(probe_heavy, ref_heavy)  # maps[m, i]: ref atom of probe atom i
-    if not align:
-        msd = ((probe_xyz[:, None] - ref_xyz[0][maps][None]) ** 2).sum(-1).mean(-1)  # [C, M]
-        return np.sqrt(msd.min(axis=1))
-    return _best_rmsd(probe_xyz, ref_xyz[0][maps])
+    rmsd = _best_rmsd if align else _in_place_rmsd
+    return rmsd(probe_xyz, ref_xyz[0][maps])
 
 
 def pairwise_heavy_atom_rmsd(mol: Chem.Mol, conf_ids: Sequence[int] | None = None, *,
@@ -61,14 +59,18 @@ def pairwise_heavy_atom_rmsd(mol: Chem.Mol, conf_ids: Sequence[int] | None = Non
     maps = _atom_maps(heavy, heavy)
     n = len(xyz)
     out = np.zeros((n, n))
+    rmsd = _best_rmsd if align else _in_place_rmsd
     for i in range(n - 1):
         # conformer i as the reference, permuted by every automorphism, against all later ones
-        if align:
-            out[i, i + 1:] = out[i + 1:, i] = _best_rmsd(xyz[i + 1:], xyz[i][maps])
-        else:
-            msd = ((xyz[i + 1:, None] - xyz[i][maps][None]) ** 2).sum(-1).mean(-1)
-            out[i, i + 1:] = out[i + 1:, i] = np.sqrt(msd.min(axis=1))
+        out[i, i + 1:] = out[i + 1:, i] = rmsd(xyz[i + 1:], xyz[i][maps])
     return out
+
+
+def _in_place_rmsd(probe_xyz: np.ndarray, ref_maps: np.ndarray) -> np.ndarray:
+    """[C] RMSD without superposition of conformers [C, N, 3] to the reference permuted by
+    every atom map [M, N, 3], minimised over the maps."""
+    msd = ((probe_xyz[:, None] - ref_maps[None]) ** 2).sum(-1).mean(-1)  # [C, M]
+    return np.sqrt(msd.min(axis=1))
 
 
 def _heavy_atoms(mol: Chem.Mol, conf_ids: Sequence[int] | None) -> tuple[Chem.Mol, np.ndarray]:
