@@ -406,7 +406,6 @@ def _backbones(args) -> int:
 def _dock(args) -> int:
     from rdkit import Chem
 
-    from .conformers.inputs import read_inputs
     from .docking.api import dock
     from .docking.receptor import DockingInputError
     from .docking.refine import SearchConfig
@@ -418,11 +417,8 @@ def _dock(args) -> int:
     except ValueError as e:
         raise DockingInputError(f"--rounds: {e}") from None
     start = time.perf_counter()
-    _, ligand = read_inputs(args.ligand)[0]
-    if isinstance(ligand, Exception):
-        raise ligand
     with _notes():
-        poses = dock(args.protein, ligand, box_center=args.box_center, box_size=args.box_size,
+        poses = dock(args.protein, args.ligand, box_center=args.box_center, box_size=args.box_size,
                      autobox_ligand=args.autobox_ligand, n=args.num_poses, seed=args.seed,
                      guidance=args.guidance, refine=refine, model=args.checkpoint,
                      progress=True)

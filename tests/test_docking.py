@@ -133,6 +133,7 @@ def test_tiny_model_trains_and_docks_an_astex_complex_through_the_cli(tmp_path, 
            (["--ligand", "CCO", "--box-center", "0", "0", "0", "--box-size", "8", "8", "8"], "outside the protein"),
            (["--ligand", "CCO", "--box-center", "0", "nan", "0", "--box-size", "8", "8", "8"], "finite"),
            (["--ligand", "C1CC(", "--autobox-ligand", str(crystal)], "invalid SMILES"),
+           (["--ligand", str(tmp_path / "absent.sdf"), "--autobox-ligand", str(crystal)], "no such file"),
            (["--ligand", "CCO"], "no box"),
            (["--ligand", "CCO", "--autobox-ligand", str(crystal), "-n", "0"], "n must be an integer >= 1"),
            (["--ligand", "CCO", "--autobox-ligand", str(crystal), "--seed", "-1"], "seed must be an integer in 0..4294967295"),
@@ -217,8 +218,7 @@ def test_the_shipped_model_docks_and_ranks_distinct_poses_by_vina_score():
     from molgen.docking.api import DISTINCT_RMSD
 
     crystal = ASTEX / "1OF1_SCT_ligand.sdf"
-    poses = dock(ASTEX / "1OF1_SCT_protein.pdb", Chem.MolFromMolFile(str(crystal)), autobox_ligand=crystal,
-                 n=6, seed=1)
+    poses = dock(ASTEX / "1OF1_SCT_protein.pdb", crystal, autobox_ligand=crystal, n=6, seed=1)  # an SDF path
     scores = [p.GetDoubleProp("vina_score") for p in poses]
     assert 1 <= len(poses) <= 6 and scores == sorted(scores) and np.isfinite(scores).all()
     assert [p.GetIntProp("molgen_rank") for p in poses] == list(range(1, len(poses) + 1))

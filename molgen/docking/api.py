@@ -23,7 +23,7 @@ import torch
 from rdkit import Chem
 
 from ..conformers.api import ConformerModel
-from ..conformers.inputs import name_of, to_molecule
+from ..conformers.inputs import name_of, read_inputs, to_molecule
 from ..conformers.rmsd import pairwise_heavy_atom_rmsd
 from ..data.checks import MAX_SEED, check_int, check_real
 from ..diffusion import SamplerConfig, sample_in_batches
@@ -129,14 +129,15 @@ def _with_conformers(ligand: Chem.Mol, positions: list[torch.Tensor]) -> Chem.Mo
     return out
 
 
-def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_center=None,
+def dock(protein: str | os.PathLike | Receptor, ligand: str | os.PathLike | Chem.Mol, *, box_center=None,
          box_size=None, autobox_ligand: str | os.PathLike | Chem.Mol | None = None, n: int = 40,
          seed: int = 0, guidance: float | None = None, refine: bool | SearchConfig = True,
          model: DockingModel | str | os.PathLike | None = None, progress: bool = False) -> list[Chem.Mol]:
     """Dock a ligand into a protein: up to n poses as RDKit molecules (explicit H), best first.
 
-    protein: a PDB/mmCIF path or a Receptor.  ligand: a SMILES string or an RDKit Mol (its
-    stereo and protonation are kept; hydrogens are added if missing).  The box: box_center and
+    protein: a PDB/mmCIF path or a Receptor.  ligand: a SMILES string, an .sdf (or .smi) path
+    whose first molecule is docked, or an RDKit Mol (its stereo and protonation are kept;
+    hydrogens are added if missing).  The box: box_center and
     box_size (Å, 3 each), or autobox_ligand (a reference ligand: SDF path or Mol) for its
     PoseBusters box.  guidance: the classifier-free guidance weight w over the pocket, in the
     convention where 0 is the plain conditional model (ε = (1 + w) ε(x, pocket) − w ε(x)); default
@@ -166,6 +167,10 @@ def dock(protein: str | os.PathLike | Receptor, ligand: str | Chem.Mol, *, box_c
         raise DockingInputError(f"the box (centre {np.round(centre, 2).tolist()}, size "
                                 f"{np.round(size, 2).tolist()}) holds no receptor atom: it lies "
                                 "outside the protein")
+    if not isinstance(ligand, Chem.Mol):
+        _, ligand = read_inputs(os.fspath(ligand))[0]
+        if isinstance(ligand, Exception):
+            raise ligand
     mol = to_molecule(ligand, max_atoms=model.max_atoms)
     if mol.HasProp("molgen_added_hydrogens"):
         warnings.warn(f"the ligand {name_of(mol)!r} came without (some) hydrogens: "
