@@ -76,6 +76,22 @@ def test_setting_torsions_is_exact_and_keeps_local_structure_and_stereo():
     assert isomeric(mols[0], 0) == Chem.CanonSmiles(STEREO)
 
 
+def test_the_closed_form_angle_gradient_of_setting_torsions_is_autograd_s():
+    mols = [embedded(s) for s in SMILES]
+    offsets = np.cumsum([0] + [m.GetNumAtoms() for m in mols])[:-1].tolist()
+    batch = TorsionBatch([find_torsions(m) for m in mols], offsets)
+    pos = torch.cat([positions(m) for m in mols])
+    generator = torch.Generator().manual_seed(1)
+    angles = torch.rand(len(batch.atoms), generator=generator, dtype=torch.float64) * 2 * math.pi - math.pi
+    weights = torch.randn(pos.shape, generator=generator, dtype=torch.float64)
+    f = lambda p: (p * weights).sum() + (p[:, None] - p).square().sum(-1).add(1).reciprocal().sum()  # noqa: E731
+    closed, traced = angles.clone().requires_grad_(), angles.clone().requires_grad_()
+    f(batch.set(pos, closed)).backward()
+    f(batch._turn(pos, traced)).backward()  # autograd through every turn
+    assert torch.allclose(closed.grad, traced.grad, rtol=1e-9, atol=1e-9) and traced.grad.abs().max() > 1
+    assert torch.autograd.gradcheck(lambda a: batch.set(pos, a), (angles.clone().requires_grad_(),))
+
+
 def test_state_round_trip():
     mol = embedded(STEREO)
     space = ConformerSpace([Conformer(molecule_graph(mol), positions(mol))])

@@ -107,14 +107,17 @@ class TorsionBatch:
     """
 
     def __init__(self, per_conformer: list[Torsions], offsets: list[int]):
-        atoms, moves = [], {}
+        atoms, moves, turned = [], {}, []
         row = 0
         for tors, offset in zip(per_conformer, offsets):
             atoms.append(tors.atoms + offset)
             for rank, moving in enumerate(tors.moving):
                 moves.setdefault(rank, []).append((row, moving + offset))
+                turned.append(torch.stack([torch.full_like(moving, row), moving + offset]))
                 row += 1
         self.atoms = torch.cat(atoms) if atoms else torch.zeros((0, 4), dtype=torch.long)
+        # every (torsion row, atom it turns) pair, for the gradient (`_SetTorsions`)
+        self.turned = torch.cat(turned, 1) if turned else torch.zeros((2, 0), dtype=torch.long)
         # per rank: its torsions (rows of atoms), and each moving atom with the rank-local
         # index of its torsion
         self.moves = []
@@ -126,12 +129,19 @@ class TorsionBatch:
             self.moves.append((rows, atom_rows, local))
 
     def to(self, device) -> "TorsionBatch":
-        self.atoms = self.atoms.to(device)
+        self.atoms, self.turned = self.atoms.to(device), self.turned.to(device)
         self.moves = [tuple(t.to(device) for t in m) for m in self.moves]
         return self
 
     def set(self, pos: Tensor, angles: Tensor) -> Tensor:
-        """Positions with every torsion turned to angles [T] (radians); pos is not modified."""
+        """Positions with every torsion turned to angles [T] (radians); pos is not modified.
+        Differentiable in the angles (in closed form, see `angle_gradient`) and, by autograd
+        through every turn, in pos."""
+        if angles.requires_grad and not pos.requires_grad:
+            return _SetTorsions.apply(pos, angles, self)
+        return self._turn(pos, angles)
+
+    def _turn(self, pos: Tensor, angles: Tensor) -> Tensor:
         pos = pos.clone()
         for rows, atom_rows, local in self.moves:
             atoms = self.atoms[rows]
@@ -140,6 +150,35 @@ class TorsionBatch:
             axis = (c - b) / (c - b).norm(dim=-1, keepdim=True)
             pos[atom_rows] = rotate(pos[atom_rows], b[local], axis[local], delta[local])
         return pos
+
+    def angle_gradient(self, pos: Tensor, grad: Tensor) -> Tensor:
+        """∂f/∂θ [T] of a function f of the positions pos [N, 3] that `set` returned, given
+        grad = ∂f/∂pos.  Turning torsion k by dθ turns its moving atoms i by dθ about the unit
+        axis u = (c − b)/|c − b| through b, and no other atom (the other torsions keep their
+        angles), so ∂pos_i/∂θ_k = u × (pos_i − b) and ∂f/∂θ_k = u · Σ_i (pos_i − b) × grad_i:
+        one pass over all torsions, where autograd would retrace every turn."""
+        rows, atoms = self.turned
+        b, c = pos[self.atoms[:, 1]], pos[self.atoms[:, 2]]
+        axis = (c - b) / (c - b).norm(dim=-1, keepdim=True)
+        torque = torch.zeros_like(b).index_add_(0, rows, torch.cross(pos[atoms] - b[rows], grad[atoms], dim=-1))
+        return (axis * torque).sum(-1)
+
+
+class _SetTorsions(torch.autograd.Function):
+    """`TorsionBatch.set` with its angle gradient in closed form (the positions it starts
+    from are constants)."""
+
+    @staticmethod
+    def forward(ctx, pos: Tensor, angles: Tensor, batch: TorsionBatch) -> Tensor:
+        out = batch._turn(pos, angles)
+        ctx.batch = batch
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (out,) = ctx.saved_tensors
+        return None, ctx.batch.angle_gradient(out, grad), None
 
 
 def relieve_clashes(torsions: TorsionBatch, pos: Tensor, angles: Tensor, *, pairs: Tensor,
