@@ -107,17 +107,14 @@ class TorsionBatch:
     """
 
     def __init__(self, per_conformer: list[Torsions], offsets: list[int]):
-        atoms, moves, turned = [], {}, []
+        atoms, moves = [], {}
         row = 0
         for tors, offset in zip(per_conformer, offsets):
             atoms.append(tors.atoms + offset)
             for rank, moving in enumerate(tors.moving):
                 moves.setdefault(rank, []).append((row, moving + offset))
-                turned.append(torch.stack([torch.full_like(moving, row), moving + offset]))
                 row += 1
         self.atoms = torch.cat(atoms) if atoms else torch.zeros((0, 4), dtype=torch.long)
-        # every (torsion row, atom it turns) pair, for the gradient (`_SetTorsions`)
-        self.turned = torch.cat(turned, 1) if turned else torch.zeros((2, 0), dtype=torch.long)
         # per rank: its torsions (rows of atoms), and each moving atom with the rank-local
         # index of its torsion
         self.moves = []
@@ -127,6 +124,9 @@ class TorsionBatch:
             local = torch.repeat_interleave(torch.arange(len(rows)),
                                             torch.tensor([len(m) for _, m in moves[rank]]))
             self.moves.append((rows, atom_rows, local))
+        # every (torsion row, atom it turns) pair of all ranks at once, for `angle_gradient`
+        self.turned = torch.cat([torch.stack([rows[local], atom_rows]) for rows, atom_rows, local in self.moves], 1) \
+            if self.moves else torch.zeros((2, 0), dtype=torch.long)
 
     def to(self, device) -> "TorsionBatch":
         self.atoms, self.turned = self.atoms.to(device), self.turned.to(device)
