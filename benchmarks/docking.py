@@ -12,6 +12,9 @@ never from the crystal coordinates.  The method returns ranked poses; recorded p
                          best of the first five, the best of all returned
   pair_rmsd              the same RMSD between every two returned poses (upper triangle, row
                          by row): what a re-ranking by pose consensus reads offline
+  candidates             molgen methods: every refined pose before the ranking — its Vina
+                         score, intermolecular terms, intramolecular energy, RMSD to the
+                         crystal and to each other pose (`candidates`): re-rankings read offline
   pb_valid, pb_failed    PoseBusters 'redock' checks of the top-1 pose against the crystal
                          ligand and the receptor actually docked into (Receptor.to_pdb());
                          valid = every check passes except the RMSD ≤ 2 Å one, which is
@@ -36,7 +39,8 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
 (ranked poses, cpu_seconds)):
   vina1, vina8, vina32   AutoDock Vina 1.2 (molgen.docking.vina), exhaustiveness 1 / 8 / 32,
                          9 poses, one CPU thread; meeko preparation
-  molgen                 `dock`: 40 poses sampled by the pose model (--checkpoint, default the
+  molgen                 `dock`: its default number of poses (api.NUM_POSES: 60 since
+                         2026-12-01, 40 before) sampled by the pose model (--checkpoint, default the
                          shipped one), each the start of a Monte-Carlo chain on molgen's torch
                          version of Vina's function (molgen.docking.refine.search, its default
                          rounds: 80 since 2026-11-30; `molgen` rows of earlier result files
@@ -46,11 +50,11 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
   molgen_r20, molgen_r40, molgen_r80  the same with 20, 40 or 80 rounds
   molgen_etkdg           molgen with the ligand's ETKDG local structures not minimised with
                          MMFF94 (api.LOCAL_STRUCTURE_FORCEFIELD = None)
-  molgen_ls1             molgen with the 40 poses on one local structure (the default: 10,
+  molgen_ls1             molgen with all its poses on one local structure (the default: one per 4 poses,
                          api.POSES_PER_LOCAL_STRUCTURE = 4), as Vina searches one: no ring or
                          bond-angle variants, more chains searching it
-  molgen_n60             molgen with 60 sampled poses (Monte-Carlo chains) instead of 40
-  molgen_raw             the learned model alone: 40 raw poses in sampling order (top-1 is
+  molgen_n40, molgen_n60 molgen with 40 or 60 sampled poses (Monte-Carlo chains)
+  molgen_raw             the learned model alone: its raw poses in sampling order (top-1 is
                          the first sample: the model has no confidence head)
   molgen_w<w>            molgen with classifier-free guidance weight w over the pocket (0: the
                          plain conditional model), for the sweep w = 0, 0.5, 1, 2, 4
@@ -89,6 +93,11 @@ from molgen.docking.receptor import Receptor, read_receptor
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "docking.json"
 SUCCESS = 2.0  # Å
+CASF_REPORTED = 46
+"""The CASF-2016 complexes reported (`--part test`): the first 46 by PDB ID, those Vina had
+finished when molgen was first compared with it.  The other 238, less the one whose PDB ID or
+ligand skeleton (InChIKey's first block) is also in Astex (2br1), are the validation part
+(`--part valid`, 237): docking settings are chosen there since 2026-12-01.  Astex is test only."""
 
 
 # --------------------------------------------------------------------------- methods
@@ -125,7 +134,8 @@ def vina_method(exhaustiveness: int):
 
 
 POSES = 40
-"""Poses molgen samples per complex (Vina returns its 9 best)."""
+"""Random placements of the floor (random_opt), as many as `dock` sampled when it was measured
+(Vina returns its 9 best)."""
 _MODEL: dict[str, object] = {}
 
 
@@ -138,33 +148,70 @@ def docking_model():
     return _MODEL["model"]
 
 
-def molgen_method(*, guidance: float | None = None, refine: bool = True, rounds: int | None = None,
-                  relaxed: bool = True, structures: int | None = None, n: int = POSES):
+def molgen_method(*, guidance: float | None = None, refine: bool = True, search: dict | None = None,
+                  relaxed: bool = True, structures: int | None = None, n: int | None = None):
     def run(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box, seed: int):
         from molgen.docking import api
         from molgen.docking.refine import SearchConfig
 
-        search = refine and (SearchConfig() if rounds is None else SearchConfig(rounds=rounds))
+        config, count = refine and SearchConfig(**(search or {})), api.NUM_POSES if n is None else n
         forcefield, per_structure = api.LOCAL_STRUCTURE_FORCEFIELD, api.POSES_PER_LOCAL_STRUCTURE
         if not relaxed:  # the ablation: local structures as ETKDG embeds them
             api.LOCAL_STRUCTURE_FORCEFIELD = None
         if structures is not None:  # the poses spread over this many local structures
-            api.POSES_PER_LOCAL_STRUCTURE = math.ceil(n / structures)
+            api.POSES_PER_LOCAL_STRUCTURE = math.ceil(count / structures)
+        ranked, captured = api.ranked_poses, {}
+
+        def capture(ligand, positions, physics):  # every refined pose, before the ranking
+            captured.update(ligand=ligand, positions=positions, physics=physics)
+            return ranked(ligand, positions, physics)
+
+        api.ranked_poses = capture
         start = time.process_time()
         try:
             with warnings.catch_warnings():  # dropped hetero groups are in the record already
                 warnings.simplefilter("ignore")
-                poses = api.dock(receptor, start_mol, box_center=box[0], box_size=box[1], n=n,
-                                 seed=seed, guidance=guidance, refine=search, model=docking_model())
+                poses = api.dock(receptor, start_mol, box_center=box[0], box_size=box[1], n=count,
+                                 seed=seed, guidance=guidance, refine=config, model=docking_model())
         finally:
             api.LOCAL_STRUCTURE_FORCEFIELD, api.POSES_PER_LOCAL_STRUCTURE = forcefield, per_structure
-        return poses, time.process_time() - start
-    run.__doc__ = (f"molgen, {n} poses, guidance {'default' if guidance is None else guidance}, "
+            api.ranked_poses = ranked
+        cpu_s = time.process_time() - start
+        if captured.get("physics") is None:
+            return poses, cpu_s
+        return poses, cpu_s, {"candidates": candidates(complex_.ligand, **captured)}
+    run.__doc__ = (f"molgen, {n or 'the default number of'} poses, guidance {'default' if guidance is None else guidance}, "
                    + ("raw (sampling order)" if not refine else
-                      f"Monte-Carlo search on Vina ({'default' if rounds is None else rounds} rounds), ranked")
+                      f"Monte-Carlo search on Vina ({search or 'default'}), ranked")
                    + ("" if relaxed else ", ETKDG local structures not minimised")
                    + ("" if structures is None else f", {structures} local structure(s)"))
     return run
+
+
+def candidates(crystal: Chem.Mol, ligand: Chem.Mol, positions, physics) -> dict:
+    """Every refined pose of a molgen run (the ligand as `dock` prepared it, all atoms'
+    positions per pose) before ranking, in chain order, for re-rankings read
+    offline: Vina's score as `dock` ranks by it, the five unweighted intermolecular terms
+    (molgen.docking.scoring.TERMS), the intramolecular energy (kcal/mol), the in-place RMSD
+    to the crystal pose and between every two poses (upper triangle, row by row)."""
+    import torch
+
+    from molgen.conformers.rmsd import pairwise_heavy_atom_rmsd
+    from molgen.docking.api import _with_conformers
+
+    with torch.no_grad():
+        allpos = torch.cat(positions)
+        heavy = physics.heavy(allpos)
+        scores = physics.vina_scores(allpos)
+        terms = physics.score.inter_terms(heavy, physics.ligand.types)
+        intra = physics.score.intra(heavy, physics.ligand.types, physics.ligand.pairs)
+    mol = _with_conformers(ligand, positions)
+    pair = pairwise_heavy_atom_rmsd(mol, align=False)
+    rmsd = [float(r) for r in heavy_atom_rmsd(mol, crystal, align=False)]
+    return {"scores": [round(float(v), 4) for v in scores], "rmsd": [round(r, 4) for r in rmsd],
+            "inter_terms": [[round(float(v), 4) for v in row] for row in terms],
+            "intra": [round(float(v), 4) for v in intra],
+            "pair_rmsd": [round(float(v), 3) for v in pair[np.triu_indices(len(rmsd), 1)]]}
 
 
 def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box, seed: int, *,
@@ -201,11 +248,11 @@ def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box
 GUIDANCE_SWEEP = (0.0, 0.5, 1.0, 2.0, 4.0)
 METHODS = {"vina1": vina_method(1), "vina8": vina_method(8), "vina32": vina_method(32),
            "molgen": molgen_method(), "molgen_raw": molgen_method(refine=False),
-           "molgen_local": molgen_method(rounds=0), "molgen_r20": molgen_method(rounds=20),
-           "molgen_r40": molgen_method(rounds=40), "molgen_r80": molgen_method(rounds=80),
+           "molgen_local": molgen_method(search=dict(rounds=0)),
+           **{f"molgen_r{r}": molgen_method(search=dict(rounds=r)) for r in (20, 40, 80)},
            "molgen_etkdg": molgen_method(relaxed=False),
            "molgen_ls1": molgen_method(structures=1),
-           "molgen_n60": molgen_method(n=60),
+           "molgen_n40": molgen_method(n=40), "molgen_n60": molgen_method(n=60),
            "random_opt": random_floor, "random_opt_r20": functools.partial(random_floor, rounds=20),
            **{f"molgen_w{w:g}": molgen_method(guidance=w) for w in GUIDANCE_SWEEP},
            **{f"molgen_raw_w{w:g}": molgen_method(guidance=w, refine=False) for w in GUIDANCE_SWEEP}}
@@ -285,8 +332,10 @@ def evaluate(complex_: Complex, method: str, seed: int, receptor: Receptor) -> d
         box = ligand_box(crystal)
         start_mol = start_conformer(crystal, seed)
         out["start_rmsd"] = rmsd_in_place(start_mol, crystal)
-        poses, cpu_s = METHODS[method](complex_, receptor, start_mol, box, seed)
+        poses, cpu_s, *extras = METHODS[method](complex_, receptor, start_mol, box, seed)
         out["cpu_s"] = float(cpu_s)
+        for extra in extras:
+            out.update(extra)
         out["num_poses"] = len(poses)
         if not poses:
             raise ValueError("no poses")
@@ -437,12 +486,28 @@ def load_records(path: Path) -> dict[str, dict]:
 
 
 def save_records(path: Path, records: dict[str, dict]):
+    """The per-complex file, written atomically, one record per line (with the candidates a
+    record holds thousands of numbers)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"description": "per-complex docking results of "
-                               "benchmarks/docking.py, keyed set/name/method",
-                               "complexes": records}, indent=1) + "\n")
+    description = "per-complex docking results of benchmarks/docking.py, keyed set/name/method"
+    lines = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in records.items())
+    tmp.write_text(f'{{"description": {json.dumps(description)},\n "complexes": {{\n{lines}\n }}\n}}\n')
     tmp.replace(path)
+
+
+def part(set_: str, items: list[Complex], which: str, root) -> list[Complex]:
+    """The complexes of `which` part ("all", "test", "valid"; see CASF_REPORTED) of a set."""
+    if which == "all":
+        return items
+    if set_ == "astex":
+        return items if which == "test" else []
+    if which == "test":
+        return items[:CASF_REPORTED]
+    astex = load_complexes("astex", root)
+    skeleton = {Chem.MolToInchiKey(c.ligand).split("-")[0] for c in astex}
+    return [c for c in items[CASF_REPORTED:] if c.pdb_id not in {a.pdb_id for a in astex}
+            and Chem.MolToInchiKey(c.ligand).split("-")[0] not in skeleton]
 
 
 def subset(n: int, limit: int | None, seed: int) -> np.ndarray:
@@ -461,6 +526,9 @@ def main(argv=None):
     p.add_argument("--limit", type=int, default=None,
                    help="a fixed-seed random subset of this many complexes per set (default all)")
     p.add_argument("--names", nargs="+", default=None, help="only these complexes (by name)")
+    p.add_argument("--part", choices=("all", "test", "valid"), default="all",
+                   help="CASF-2016's reported complexes (test) or its validation part, where "
+                        "settings are chosen (valid); Astex is test only (default all)")
     p.add_argument("--seed", type=int, default=0, help="subset, start conformer and method seed")
     p.add_argument("--merge", action="store_true",
                    help="keep the per-complex results already in the complexes file and skip "
@@ -489,7 +557,7 @@ def main(argv=None):
 
     selected: dict[str, list[Complex]] = {}
     for set_ in args.sets:
-        items = load_complexes(set_, args.data)
+        items = part(set_, load_complexes(set_, args.data), args.part, args.data)
         if args.names:
             items = [c for c in items if c.name in args.names]
         selected[set_] = [items[i] for i in subset(len(items), args.limit, args.seed)]
@@ -534,7 +602,7 @@ def main(argv=None):
     output = dict(
         description="Redocking: top-1/top-5/oracle RMSD success (< 2 Å), PoseBusters validity "
                     "and CPU cost per set and method (benchmarks/docking.py)",
-        settings=dict(sets=args.sets, methods=args.methods, limit=args.limit, names=args.names,
+        settings=dict(sets=args.sets, methods=args.methods, limit=args.limit, names=args.names, part=args.part,
                       seed=args.seed, threads=1, checkpoint=args.checkpoint,
                       report_only=args.report, complexes_per_set={s: len(cs) for s, cs in selected.items()}, success_rmsd=SUCCESS, overlap=list(OVERLAP),
                       box="ligand_box: crystal heavy-atom centroid, extent + 10 Å",

@@ -234,8 +234,8 @@ def _build_parser() -> argparse.ArgumentParser:
     dk.add_argument("--rounds", type=int, default=None, metavar="N",
                     help="Monte-Carlo rounds of the search on Vina's function from each sampled "
                          "pose; 0: local optimisation only (default: 80)")
-    dk.add_argument("-n", "--num-poses", type=int, default=40,
-                    help="poses to sample (default: %(default)s); the distinct ones are written")
+    dk.add_argument("-n", "--num-poses", type=int, default=None,
+                    help="poses to sample (default: 60); the distinct ones are written")
     dk.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     dk.add_argument("-o", "--output", default="poses.sdf", help="SDF to write (default: %(default)s)")
     dk.add_argument("--checkpoint", default=None, metavar="PATH",
@@ -406,7 +406,7 @@ def _backbones(args) -> int:
 def _dock(args) -> int:
     from rdkit import Chem
 
-    from .docking.api import dock
+    from .docking.api import NUM_POSES, dock
     from .docking.receptor import DockingInputError
     from .docking.refine import SearchConfig
 
@@ -419,9 +419,9 @@ def _dock(args) -> int:
     start = time.perf_counter()
     with _notes():
         poses = dock(args.protein, args.ligand, box_center=args.box_center, box_size=args.box_size,
-                     autobox_ligand=args.autobox_ligand, n=args.num_poses, seed=args.seed,
-                     guidance=args.guidance, refine=refine, model=args.checkpoint,
-                     progress=True)
+                     autobox_ligand=args.autobox_ligand, seed=args.seed, guidance=args.guidance,
+                     n=NUM_POSES if args.num_poses is None else args.num_poses,
+                     refine=refine, model=args.checkpoint, progress=True)
     with Chem.SDWriter(args.output) as writer:
         for pose in poses:
             writer.write(pose)

@@ -27,6 +27,7 @@ SCRIPTS = {  # script → its subcommands
     "conformers": [],
     "core_samplers": [],
     "docking": [],
+    "docking_rerank": [],
     "egnn_speed": [],
     "image_fid": ["score", "device"],
     "qm9_budget": ["train", "evaluate"],
@@ -230,6 +231,35 @@ def load_script(name: str):
 
 
 @needs_qm9
+def test_docking_rerank_on_synthetic_candidates(tmp_path):
+    import docking_rerank
+
+    rng = np.random.default_rng(0)
+
+    def record(i: int, set_: str) -> dict:  # 8 poses: the crystal-like one scores 0.1 worse
+        n = 8
+        rmsd = np.r_[0.5, rng.uniform(3, 8, n - 1)]
+        scores = np.r_[-9.0, -9.1, rng.uniform(-8, -6, n - 2)]
+        pos = rng.normal(size=(n, 3)) * 3
+        pair = np.linalg.norm(pos[:, None] - pos[None], axis=-1)[np.triu_indices(n, 1)]
+        return {"set": set_, "candidates": {
+            "scores": scores.tolist(), "rmsd": rmsd.tolist(), "pair_rmsd": pair.tolist(),
+            "inter_terms": rng.normal(size=(n, 5)).tolist(), "intra": rng.normal(size=n).tolist()}}
+
+    for name, set_ in (("valid", "casf2016"), ("test", "astex")):
+        (tmp_path / f"{name}.json").write_text(json.dumps(
+            {"complexes": {f"{set_}/c{i}/molgen": record(i, set_) for i in range(12)}}))
+    c = docking_rerank.load([tmp_path / "test.json"])[0]
+    assert c.ranked(c.scores)[0] == 1 and c.success(c.scores) == (False, True)
+    assert c.success(c.scores - 10 * (c.rmsd < 2)) == (True, True)
+    result = bench("docking_rerank", "--fit", tmp_path / "valid.json", "--test", tmp_path / "test.json",
+                   "--out", tmp_path / "rerank.json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "rerank.json").read_text())
+    assert report["test"]["astex"]["vina"]["top1"] == 0 and report["test"]["astex"]["n"] == 12
+    assert_finite(report)
+
+
 def test_qm9_generation_throughput_tiny_run(qm9_cache, tmp_path):
     out = tmp_path / "qm9_generation.json"
     assert load_script("qm9_generation").main(["throughput", "--threads", "1", "--batch", "2", "--calls", "1",

@@ -275,3 +275,12 @@ def test_minimised_local_structures_lower_the_force_field_energy_and_keep_the_mo
     assert len(raw) == len(relaxed) == 3 and np.all(energies(relaxed) < energies(raw) - 1.0)
     # UFF where MMFF has no parameters; the graph and the atom order are the input's
     assert local_structures(mol, 1, 0, forcefield="uff")[0].graph.num_atoms == mol.GetNumAtoms()
+
+
+def test_search_settings_are_checked():
+    from molgen.docking.refine import SearchConfig
+
+    for bad in (dict(rounds=-1), dict(steps=2.5), dict(polish_steps=True)):
+        with pytest.raises(ValueError, match="search "):
+            SearchConfig(**bad)
+    assert SearchConfig(rounds=0).rounds == 0

@@ -121,3 +121,19 @@ def test_mcnemar_and_paired_comparison():
     rows["s/v/b"] = {"set": "s", "name": "v", "method": "b", "top1": 0.5}
     c = docking.compare(rows, "s", "a", "b")
     assert (c["n"], c["wins"], c["losses"], c["both"], c["neither"]) == (5, 1, 2, 1, 1)
+
+
+@needs_data
+def test_casf_validation_part_is_disjoint_from_the_reported_complexes_and_from_astex(astex):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import docking
+    from rdkit import Chem
+
+    casf = load_complexes("casf2016")
+    test, valid = (docking.part("casf2016", casf, p, None) for p in ("test", "valid"))
+    assert [c.name for c in test] == sorted(c.name for c in casf)[:docking.CASF_REPORTED] and len(valid) == 237
+    assert not {c.name for c in test} & {c.name for c in valid}
+    skeleton = {Chem.MolToInchiKey(c.ligand).split("-")[0] for c in astex.values()}
+    assert not any(c.pdb_id in {a.pdb_id for a in astex.values()} for c in valid)
+    assert not any(Chem.MolToInchiKey(c.ligand).split("-")[0] in skeleton for c in valid)
+    assert docking.part("astex", list(astex.values()), "valid", None) == []
