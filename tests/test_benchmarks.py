@@ -230,7 +230,6 @@ def load_script(name: str):
     return importlib.import_module(name)
 
 
-@needs_qm9
 def test_docking_rerank_on_synthetic_candidates(tmp_path):
     import docking_rerank
 
@@ -260,6 +259,7 @@ def test_docking_rerank_on_synthetic_candidates(tmp_path):
     assert_finite(report)
 
 
+@needs_qm9
 def test_qm9_generation_throughput_tiny_run(qm9_cache, tmp_path):
     out = tmp_path / "qm9_generation.json"
     assert load_script("qm9_generation").main(["throughput", "--threads", "1", "--batch", "2", "--calls", "1",
