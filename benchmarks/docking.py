@@ -505,9 +505,9 @@ def part(set_: str, items: list[Complex], which: str, root) -> list[Complex]:
     if which == "test":
         return items[:CASF_REPORTED]
     astex = load_complexes("astex", root)
-    skeleton = {Chem.MolToInchiKey(c.ligand).split("-")[0] for c in astex}
-    return [c for c in items[CASF_REPORTED:] if c.pdb_id not in {a.pdb_id for a in astex}
-            and Chem.MolToInchiKey(c.ligand).split("-")[0] not in skeleton]
+    ids, skeletons = {c.pdb_id for c in astex}, {Chem.MolToInchiKey(c.ligand).split("-")[0] for c in astex}
+    return [c for c in items[CASF_REPORTED:] if c.pdb_id not in ids
+            and Chem.MolToInchiKey(c.ligand).split("-")[0] not in skeletons]
 
 
 def subset(n: int, limit: int | None, seed: int) -> np.ndarray:

@@ -84,10 +84,6 @@ def load(paths: list[Path]) -> list[Complex]:
 
 # --------------------------------------------------------------------------- the rankings
 
-def vina(complexes, setting=None):
-    return lambda c: c.scores
-
-
 def consensus(setting):
     radius, weight = setting
     return lambda c: c.scores - weight * c.support[radius]
@@ -153,8 +149,9 @@ def choose(complexes: list[Complex], family: str):
 
 
 def ranking(family: str, setting):
+    """The ranking value (lower is better) per complex of a family at a setting."""
     if family == "vina":
-        return vina(None)
+        return lambda c: c.scores
     if family == "consensus":
         return consensus(setting)
     return reweighted(setting[1])
@@ -172,8 +169,8 @@ def main(argv=None):
     for family in families:
         report["validation"][family] = cv = cross_validated(valid, family)
         print(f"validation, 5-fold: {family:10s} top-1 {cv['top1']}/{cv['n']}  settings {cv['settings_per_fold']}")
-    for family in families:
-        setting = choose(valid, family)
+    chosen = {family: choose(valid, family) for family in families}  # refitted on all of valid
+    for family, setting in chosen.items():
         report["chosen"][family] = (setting if family != "reweighted" else
                                     {"alpha": setting[0], "weights": setting[1].tolist()})
     test = load(args.test)
@@ -181,8 +178,7 @@ def main(argv=None):
         members = [c for c in test if c.set == set_]
         rows = {}
         for family in families:
-            setting = choose(valid, family)
-            hits = [c.success(ranking(family, setting)(c)) for c in members]
+            hits = [c.success(ranking(family, chosen[family])(c)) for c in members]
             rows[family] = {"top1": sum(h[0] for h in hits), "top5": sum(h[1] for h in hits),
                             "per_complex": [h[0] for h in hits]}
         base = rows["vina"]["per_complex"]
