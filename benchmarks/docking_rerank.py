@@ -74,12 +74,14 @@ class Complex:
 
 
 def load(paths: list[Path]) -> list[Complex]:
-    out = []
+    """One Complex per complex with candidates: where a file holds several runs of one
+    complex (methods renamed between runs), the last one listed."""
+    out: dict[str, Complex] = {}
     for path in paths:
         for key, record in json.loads(path.read_text())["complexes"].items():
             if "candidates" in record:
-                out.append(Complex(key, record))
-    return out
+                out["/".join(key.split("/")[:2])] = Complex(key, record)  # set/pdb/method
+    return list(out.values())
 
 
 # --------------------------------------------------------------------------- the rankings
