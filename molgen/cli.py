@@ -16,6 +16,7 @@ from . import __version__
 from .diffusion import SAMPLERS, Denoiser, SamplerConfig, make_schedule
 from .diffusion.grids import GRIDS
 from .diffusion.schedules import SCHEDULES
+from .proteins.motif import MOTIF_METHODS
 
 USER_ERRORS = (ValueError, OSError)
 
@@ -193,9 +194,10 @@ def _build_parser() -> argparse.ArgumentParser:
                          "rec.pdb:A10-25 or rec.pdb:A10-25,A40-44 (segments keep their spacing)")
     bb.add_argument("--motif-start", type=int, default=None, metavar="I",
                     help="residue (0-based) of the chain where the motif begins (default: centred)")
-    bb.add_argument("--inpaint", action="store_true",
-                    help="place the motif by inpainting (replacement) instead of the model's "
-                         "motif condition")
+    bb.add_argument("--motif-method", choices=MOTIF_METHODS, default=None,
+                    help="how the motif is held: guided (default: reconstruction guidance, then "
+                         "replacement), condition (the model's motif condition only) or inpaint "
+                         "(replacement only)")
     bb.add_argument("--guidance", type=float, default=None, metavar="W",
                     help="classifier-free guidance scale w toward --helix/--strand and the "
                          "motif, ε̃ = (1 + w) ε(x, c) - w ε(x, ∅) (default: the model's, usually 0)")
@@ -379,8 +381,8 @@ def _backbones(args) -> int:
     if len(lengths) not in (1, args.num_samples):
         raise ValueError(f"--length takes one value or one per chain ({args.num_samples}), "
                          f"got {len(lengths)}")
-    if args.inpaint and args.motif is None:
-        raise ValueError("--inpaint needs --motif")
+    if args.motif_method is not None and args.motif is None:
+        raise ValueError("--motif-method needs --motif")
     motif = read_motif(args.motif) if args.motif is not None else None
     start = time.perf_counter()
     model = BackboneModel.load(args.checkpoint)
@@ -390,7 +392,7 @@ def _backbones(args) -> int:
     structure = generate_backbones(lengths, model=model, sampler=args.sampler, steps=args.steps,
                                    seed=args.seed, helix=args.helix, strand=args.strand,
                                    guidance=args.guidance, motif=motif, motif_start=args.motif_start,
-                                   inpaint=args.inpaint, progress=True)
+                                   motif_method=args.motif_method or "guided", progress=True)
     write_pdb(args.output, structure)
     traces = traces_of(structure)
     metrics = trace_metrics(traces)

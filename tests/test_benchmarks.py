@@ -189,6 +189,8 @@ def test_backbones_tiny_run(tmp_path):
     assert {m["spans"] for m in inpainted["per_motif"]} <= {1, 2}
     assert all(m["success"] == 1.0 and m["median_rmsd"] < 1e-3 for m in inpainted["per_motif"])
     assert 0 <= data["motif_scaffolding"]["condition w=1"]["mirror_success"] <= 1
+    guided = data["motif_scaffolding"]["guided w_r=10"]
+    assert guided["success"] == 1.0 and 0 <= guided["success_intact"] <= guided["success"]
     bad = bench("backbones", "--samplers", "ddim:ten", "--out", tmp_path / "no.json")
     assert bad.returncode == 2 and "sampler 'ddim:ten'" in bad.stderr.splitlines()[-1]
     assert not (tmp_path / "no.json").exists()
@@ -246,8 +248,11 @@ def test_docking_rerank_on_synthetic_candidates(tmp_path):
             "inter_terms": rng.normal(size=(n, 5)).tolist(), "intra": rng.normal(size=n).tolist()}}
 
     for name, set_ in (("valid", "casf2016"), ("test", "astex")):
+        earlier = {f"{set_}/c0/molgen_old": record(0, set_)}  # a complex run twice counts once
         (tmp_path / f"{name}.json").write_text(json.dumps(
-            {"complexes": {f"{set_}/c{i}/molgen": record(i, set_) for i in range(12)}}))
+            {"complexes": earlier | {f"{set_}/c{i}/molgen": record(i, set_) for i in range(12)}}))
+    assert [c.key for c in docking_rerank.load([tmp_path / "valid.json"])][:2] == \
+        ["casf2016/c0/molgen", "casf2016/c1/molgen"]
     c = docking_rerank.load([tmp_path / "test.json"])[0]
     assert c.ranked(c.scores)[0] == 1 and c.success(c.scores) == (False, True)
     assert c.success(c.scores - 10 * (c.rmsd < 2)) == (True, True)

@@ -213,8 +213,8 @@ def test_tiny_model_trains_and_the_cli_writes_a_pdb(tmp_path, capsys):
                  "-o", str(tmp_path / "no.pdb")]) == 2
     assert "chain length must be in 10..256" in capsys.readouterr().err
     assert not (tmp_path / "no.pdb").exists()
-    # scaffolding a motif cut from the chains just written, by condition and by inpainting
-    for extra in ([], ["--inpaint"]):
+    # scaffolding a motif cut from the chains just written, by each method (the default last)
+    for extra in (["--motif-method", "condition"], ["--motif-method", "inpaint"], []):
         code = main(["backbones", "--checkpoint", str(run / "checkpoint.pt"), "-n", "2", "--length",
                      "30", "--motif", f"{out}:A3-9", "--motif-start", "4", "-o", str(tmp_path / "m.pdb"),
                      *extra])
@@ -223,10 +223,10 @@ def test_tiny_model_trains_and_the_cli_writes_a_pdb(tmp_path, capsys):
     from molgen.proteins.motif import motif_rmsd, read_motif
 
     motif = read_motif(f"{out}:A3-9")
-    assert motif_rmsd(traces_of(structure)[1], motif, np.arange(4, 11)) < 1e-2  # inpainted: in place
+    assert motif_rmsd(traces_of(structure)[1], motif, np.arange(4, 11)) < 1e-2  # guided: in place
     for args, message in [(["--motif", f"{out}:A20-40"], "no residue 26..40"),
                           (["--motif", f"{out}:A3-9", "--motif-start", "25"], "does not fit"),
-                          (["--inpaint"], "--inpaint needs --motif")]:
+                          (["--motif-method", "inpaint"], "--motif-method needs --motif")]:
         assert main(["backbones", "--checkpoint", str(run / "checkpoint.pt"), "--length", "30",
                      "-o", str(tmp_path / "no.pdb"), *args]) == 2
         assert message in capsys.readouterr().err and not (tmp_path / "no.pdb").exists()
@@ -303,11 +303,12 @@ def test_motif_reader_placement_and_rmsd(tmp_path):
         Motif(helix[:2], [0, 1])
 
 
-def test_inpainting_puts_the_motif_into_each_prediction():
-    """Whatever the inner denoiser predicts, the motif rows of x̂0 are the motif superposed
-    on them, x̂0 stays CoM-free, and (x̂0, ε̂) stay consistent with x_t."""
+def test_motif_denoiser_puts_the_motif_into_each_prediction():
+    """Whatever the inner denoiser predicts, with or without reconstruction guidance the
+    motif rows of x̂0 are the motif superposed on them, x̂0 stays CoM-free, and (x̂0, ε̂) stay
+    consistent with x_t."""
     from molgen.diffusion import CosineSchedule, Denoiser
-    from molgen.proteins.motif import InpaintingDenoiser, Motif, motif_rmsd
+    from molgen.proteins.motif import MotifDenoiser, Motif, motif_rmsd
 
     torch.manual_seed(0)
     space = MoleculeSpace.from_sizes([12, 15])
@@ -317,15 +318,41 @@ def test_inpainting_puts_the_motif_into_each_prediction():
     for first in (3, 12 + 7):
         known[first:first + 5] = True
         target[first:first + 5] = torch.from_numpy(motif.positions)
-    denoiser = InpaintingDenoiser(inner, known, target)
     x = space.project(torch.randn(27, 3, dtype=torch.float64))
     t = torch.tensor([0.4, 0.4], dtype=torch.float64)
-    x0, eps = denoiser(x, t)
-    for trace, first in zip(space.unbatch(x0), (3, 7)):
-        assert motif_rmsd(trace.numpy(), motif, np.arange(first, first + 5)) < 1e-8
-    alpha, sigma = denoiser.scales(t, x)
-    torch.testing.assert_close(alpha * x0 + sigma * eps, x)
-    torch.testing.assert_close(space.project(x0), x0)
+    for weight in (0.0, 10.0):
+        denoiser = MotifDenoiser(inner, known, target, weight)
+        x0, eps = denoiser(x, t)
+        for trace, first in zip(space.unbatch(x0), (3, 7)):
+            assert motif_rmsd(trace.numpy(), motif, np.arange(first, first + 5)) < 1e-8
+        alpha, sigma = denoiser.scales(t, x)
+        torch.testing.assert_close(alpha * x0 + sigma * eps, x)
+        torch.testing.assert_close(space.project(x0), x0)
+
+
+def test_reconstruction_guidance_moves_the_scaffold_by_the_closed_form_gradient():
+    """With x̂0_i = x_i + x_{i-1}/2, the motif's miss ‖x̂0[M] − m‖² has the gradient
+    (x̂0_{i+1} − m_{i+1}) on the scaffold row just before the motif, and none on rows that no
+    motif row reads: reconstruction guidance moves that row by −(w_r α / 2) times it."""
+    from molgen.diffusion import CosineSchedule, Denoiser
+    from molgen.metrics.stats import kabsch
+    from molgen.proteins.motif import Motif, MotifDenoiser
+
+    torch.manual_seed(1)
+    space = MoleculeSpace.from_sizes([14])
+    inner = Denoiser(lambda x, t: x + torch.roll(x, 1, 0) / 2, CosineSchedule(), "x0", space)
+    motif = Motif(ideal_helix(5) / 10, np.arange(5))
+    known, target = torch.zeros(14, dtype=torch.bool), torch.zeros(14, 3, dtype=torch.float64)
+    known[6:11], target[6:11] = True, torch.from_numpy(motif.positions)
+    x = space.project(torch.randn(14, 3, dtype=torch.float64))
+    t, weight = torch.tensor([0.3], dtype=torch.float64), 4.0
+    plain, _ = inner(x, t)
+    want = target[6:11] - target[6:11].mean(0)
+    placed = want @ kabsch(want, plain[6:11] - plain[6:11].mean(0)).T + plain[6:11].mean(0)
+    alpha = float(inner.schedule.alpha(t))
+    guided, _ = MotifDenoiser(inner, known, target, weight)(x, t)
+    moved = (guided[5] - guided[1]) - (plain[5] - plain[1])  # row 1: no motif row reads it
+    torch.testing.assert_close(moved, -weight * alpha / 2 * (plain[6] - placed[0]))
 
 
 @needs_pdownb
@@ -431,7 +458,7 @@ def test_motif_loss_measures_the_motif_distances_of_chains_that_carry_one():
     assert torch.equal(auxiliary_loss(task, space)(grown, x0, t), torch.zeros(2, dtype=torch.float64))
 
 
-def test_a_model_without_motifs_scaffolds_only_by_inpainting():
+def test_a_model_without_motifs_scaffolds_by_guidance_or_inpainting_only():
     from molgen.diffusion import SamplerConfig
     from molgen.proteins.motif import Motif
     from molgen.proteins.task import BackboneConfig, BackboneTask
@@ -440,7 +467,12 @@ def test_a_model_without_motifs_scaffolds_only_by_inpainting():
                                        min_length=30, max_length=64, sample_batch=4))
     motif = Motif(ideal_helix(6), np.arange(6))
     with pytest.raises(ValueError, match="trained without motifs"):
-        task.sample(None, SamplerConfig(), torch.tensor([30]), seed=0, motif=motif)
-    with pytest.raises(ValueError, match="does not fit"):
-        task.sample(None, SamplerConfig(), torch.tensor([30]), seed=0, motif=motif, motif_start=26,
-                    inpaint=True)
+        task.sample(None, SamplerConfig(), torch.tensor([30]), seed=0, motif=motif,
+                    motif_method="condition")
+    with pytest.raises(ValueError, match="unknown motif method 'replace'"):
+        task.sample(None, SamplerConfig(), torch.tensor([30]), seed=0, motif=motif,
+                    motif_method="replace")
+    for method in ("guided", "inpaint"):
+        with pytest.raises(ValueError, match="does not fit"):
+            task.sample(None, SamplerConfig(), torch.tensor([30]), seed=0, motif=motif,
+                        motif_start=26, motif_method=method)

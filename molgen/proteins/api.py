@@ -49,7 +49,7 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
                        sampler: str | None = None, steps: int | None = None, seed: int = 0,
                        helix: float | None = None, strand: float | None = None,
                        guidance: float | None = None, motif=None, motif_start: int | None = None,
-                       inpaint: bool = False, progress: bool = False):
+                       motif_method: str = "guided", progress: bool = False):
     """Cα traces of one chain per entry of `lengths` (an int: one chain), as one Bio.PDB
     Structure with a model per chain: chain A of glycines holding their CA atoms (Å).
     molgen.data.proteins.write_pdb writes it as a multi-model PDB, traces_of reads the
@@ -65,8 +65,10 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
 
     motif: scaffold every chain around a motif (molgen.proteins.motif.Motif, or a spec
     'file.pdb:A10-25[,A30-34]' that `read_motif` reads), placed from residue motif_start
-    (0-based; default centred); as the model's condition (a model trained with task.motif
-    > 0), or with inpaint=True by replacement (any model)."""
+    (0-based; default centred), by motif_method (molgen.proteins.motif.MOTIF_METHODS):
+    'guided' (reconstruction guidance, then replacement; any model, and the motif is also the
+    condition of a model trained with motifs), 'condition' (the condition of such a model
+    only) or 'inpaint' (replacement only)."""
     from ..data.proteins import to_structure
     from .motif import Motif, read_motif
 
@@ -85,7 +87,8 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
     with torch.no_grad():
         traces = model.task.sample(model.denoiser_for, SamplerConfig.from_dict(config), counts,
                                    seed=seed, helix=helix, strand=strand, motif=motif,
-                                   motif_start=motif_start, inpaint=inpaint, progress=progress)
+                                   motif_start=motif_start, motif_method=motif_method,
+                                   progress=progress)
     return to_structure(traces)
 
 

@@ -1,18 +1,25 @@
 """Motif scaffolding: Cα positions of a motif cut from a structure, placed at given residues
-of a generated chain, and two ways of sampling the rest of the chain around it.
+of a generated chain, and three ways (`MOTIF_METHODS`) of sampling the rest of the chain
+around it.
 
-- Conditioning (a model trained with `task.motif` > 0): the motif is part of the network's
+- condition (a model trained with `task.motif` > 0): the motif is part of the network's
   condition (molgen.nn.backbone.BackboneNet reads its invariants), and classifier-free
   guidance with scale w pushes toward it, ε̃ = (1 + w) ε(x, motif) − w ε(x, ∅).
-- Inpainting (any model): `InpaintingDenoiser` replaces the motif rows of every prediction
-  x̂_0 by the motif superposed onto them and takes ε̂ = (x_t − α x̂_0) / σ, so each step moves
-  toward a chain that contains the motif exactly (the replacement method, Song et al. 2021,
-  written on x̂_0 so that every core sampler runs it unchanged).
+- inpaint (any model): `MotifDenoiser` replaces the motif rows of every prediction x̂_0 by
+  the motif superposed onto them and takes ε̂ = (x_t − α x̂_0) / σ, so each step moves toward
+  a chain that contains the motif exactly (the replacement method, Song et al. 2021, written
+  on x̂_0 so that every core sampler runs it unchanged).  The scaffold never learns where the
+  motif went: the bonds where the two meet are often broken.
+- guided (the default; any model, with the motif as condition where the model takes one):
+  reconstruction guidance (Ho et al. 2022) before the replacement,
+  x̃_0 = x̂_0 − (w_r α_t / 2) ∇_{x_t} ‖m − x̂_0[motif]‖², which moves the whole noisy chain,
+  scaffold included, toward one whose prediction holds the motif.  It costs a backward pass
+  through the network per step.
 
 Success is judged as in the motif-scaffolding literature by the motif's RMSD in the
-generated chain after superposition (`motif_rmsd`; < 1 Å counts).  Inpainting ends with the
-motif in place by construction, so its chains are judged by how the scaffold fits around it
-(virtual bonds at the motif's ends, clashes).
+generated chain after superposition (`motif_rmsd`; < 1 Å counts).  The replacing methods end
+with the motif in place by construction, so their chains are judged by how the scaffold fits
+around it (virtual bonds at the motif's ends, clashes).
 """
 from __future__ import annotations
 
@@ -113,31 +120,55 @@ def motif_rmsd(trace: np.ndarray, motif: Motif, at: np.ndarray) -> float:
     return float(((want @ kabsch(want, got).T - got).square().sum(-1).mean()).sqrt())
 
 
-class InpaintingDenoiser(DenoiserWrapper):
-    """Motif inpainting around any denoiser of a `MoleculeSpace` of chains: in each chain's
-    prediction x̂_0 the motif rows (known [N] bool) are replaced by the motif target [N, 3]
-    (rows where known; state units, any frame) superposed onto them; then x̂_0 is projected
-    back onto the CoM-free space and ε̂ = (x_t − α x̂_0) / σ.  Under classifier-free guidance
-    (which wraps this denoiser) each of the two branches is inpainted."""
+MOTIF_METHODS = ("guided", "condition", "inpaint")
+# w_r, chosen on validation motifs (benchmarks/README.md, "Motif scaffolding by guidance")
+RECONSTRUCTION_WEIGHT = 10.0
 
-    def __init__(self, inner, known: Tensor, target: Tensor):
+
+class MotifDenoiser(DenoiserWrapper):
+    """Motif scaffolding around any denoiser of a `MoleculeSpace` of chains (known [N] bool
+    marks the motif rows, target [N, 3] their positions where known, state units, any frame).
+    With reconstruction weight w_r > 0 the prediction is first guided,
+    x̃_0 = x̂_0 − (w_r α_t / 2) ∇_{x_t} ‖m − x̂_0[motif]‖² (m: the motif superposed onto x̂_0,
+    the superposition held fixed in the gradient); then the motif rows of x̂_0 are replaced
+    by m, x̂_0 is projected back onto the CoM-free space and ε̂ = (x_t − α x̂_0) / σ.  Under
+    classifier-free guidance (which wraps this denoiser) each of the two branches is treated
+    alike."""
+
+    def __init__(self, inner, known: Tensor, target: Tensor, reconstruction: float = 0.0):
         super().__init__(inner)
-        self.known, self.target = known, target
+        self.known, self.target, self.reconstruction = known, target, float(reconstruction)
 
-    def __call__(self, x: Tensor, t, cond=None) -> tuple[Tensor, Tensor]:
-        t = self.times(t, x)
-        x0, _ = self.inner(x, t, cond)
-        x0 = x0.clone()
+    def _placed(self, x0: Tensor, x: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Per chain of the batch: its motif rows and the motif superposed onto x̂_0 there
+        (rotation and centre from x̂_0, not differentiated)."""
         index, repeats = self.space.index(x), len(x) // len(self.known)  # guidance's repeats
         known, target = self.known.repeat(repeats), self.target.repeat(repeats, 1)
+        out = []
         for b in range(self.space.batch_size(x)):
             rows = torch.nonzero((index == b) & known).squeeze(1)
             if len(rows) == 0:
                 continue
-            got, want = x0[rows], target[rows].to(x0.dtype)
+            got, want = x0[rows].detach(), target[rows].to(x0.dtype)
             centre = got.mean(0)
             want = want - want.mean(0)
-            x0[rows] = want @ kabsch(want, got - centre).T + centre
-        x0 = self.space.project(x0)
+            out.append((rows, want @ kabsch(want, got - centre).T + centre))
+        return out
+
+    def __call__(self, x: Tensor, t, cond=None) -> tuple[Tensor, Tensor]:
+        t = self.times(t, x)
         alpha, sigma = self.scales(t, x)
+        if self.reconstruction:
+            with torch.enable_grad():
+                xg = x.detach().requires_grad_()
+                x0, _ = self.inner(xg, t, cond)
+                miss = sum((x0[rows] - m).square().sum() for rows, m in self._placed(x0, xg))
+                grad, = torch.autograd.grad(miss, xg)
+            x0 = x0.detach() - self.reconstruction * alpha / 2 * grad
+        else:
+            x0, _ = self.inner(x, t, cond)
+        x0 = x0.clone()
+        for rows, m in self._placed(x0, x):
+            x0[rows] = m
+        x0 = self.space.project(x0)
         return x0, (x - alpha * x0) / sigma

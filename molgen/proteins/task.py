@@ -37,6 +37,7 @@ from ..diffusion import (Denoiser, MoleculeSpace, SamplerConfig, drop_condition,
 from ..diffusion.spaces import atom_ranks, segment_sum
 from ..nn.backbone import MOTIF_COLUMNS
 from ..train.task import Batch
+from .motif import MOTIF_METHODS, RECONSTRUCTION_WEIGHT, MotifDenoiser
 
 MIN_LENGTH = 10
 """The shortest chain a model samples (a trace needs a few residues for its local geometry)."""
@@ -331,21 +332,26 @@ class BackboneTask:
 
     def sample(self, denoiser_for, sampler: SamplerConfig, lengths: Tensor, *, seed: int,
                helix: float | None = None, strand: float | None = None, motif=None,
-               motif_start: int | None = None, inpaint: bool = False, device="cpu",
+               motif_start: int | None = None, motif_method: str = "guided",
+               reconstruction: float | None = None, device="cpu",
                progress: bool = False) -> list[np.ndarray]:
         """One Cα trace [L, 3] (Å) per entry of lengths, sampled on `device` in batches of
         cfg.sample_batch.  A secondary-structure model aims each chain at the helix and
         strand fractions given, or drawn (`targets`; none drawn when a motif is given).
         motif (molgen.proteins.motif.Motif): placed in every chain from residue motif_start
-        (default: centred), as the model's condition, or with inpaint by replacement
-        (`InpaintingDenoiser`, any model)."""
+        (default: centred), by motif_method (molgen.proteins.motif.MOTIF_METHODS): 'guided'
+        (reconstruction guidance of weight `reconstruction`, default RECONSTRUCTION_WEIGHT,
+        then replacement; the motif also as the condition of a model trained with motifs),
+        'condition' (the model's condition only) or 'inpaint' (replacement only)."""
+        if motif_method not in MOTIF_METHODS:
+            raise ValueError(f"unknown motif method {motif_method!r}; choose one of {list(MOTIF_METHODS)}")
         wants_sse = helix is not None or strand is not None
         if wants_sse and not self.cfg.condition:
             raise ValueError("secondary-structure targets need a conditional model "
                              "(this one was trained with task.condition='')")
-        if motif is not None and not inpaint and not self.motif_length:
+        if motif is not None and motif_method == "condition" and not self.motif_length:
             raise ValueError("this model was trained without motifs (task.motif=0): scaffold by "
-                             "inpainting instead")
+                             "the 'guided' or 'inpaint' method instead")
         if sampler.guidance_scale and not self.cond_dim:
             raise ValueError("guidance needs a conditional model (this one takes no condition)")
         places = {}
@@ -356,28 +362,30 @@ class BackboneTask:
         sse = None
         if self.cfg.condition and (wants_sse or motif is None):
             sse = encode(self.targets(lengths, seed, helix, strand))
-        motifs = None if motif is None or inpaint else [(places[n], target) for n in lengths.tolist()]
+        conditioned = motif is not None and motif_method != "inpaint" and self.motif_length
+        motifs = [(places[n], target) for n in lengths.tolist()] if conditioned else None
         cond = self.conditions(len(lengths), sse, motifs)
 
         def layout(chunk: Tensor):
             return MoleculeSpace.from_sizes(chunk, device), (int(chunk.sum()), 3)
 
-        def inpainting(space: MoleculeSpace):
-            from .motif import InpaintingDenoiser
-
+        def scaffolding(space: MoleculeSpace):
             known, rows = [], []
             for n in space.sizes.tolist():
                 mask = torch.zeros(n, dtype=torch.bool)
                 mask[places[n]] = True
                 known.append(mask)
                 rows.append(torch.zeros(n, 3).index_put_((torch.as_tensor(places[n]),), target))
-            return InpaintingDenoiser(denoiser_for(space), torch.cat(known).to(device),
-                                      torch.cat(rows).to(device))
+            weight = 0.0 if motif_method == "inpaint" else \
+                RECONSTRUCTION_WEIGHT if reconstruction is None else reconstruction
+            return MotifDenoiser(denoiser_for(space), torch.cat(known).to(device),
+                                 torch.cat(rows).to(device), weight)
 
         def readout(space: MoleculeSpace, x: Tensor):
             return [(trace / self.cfg.scale).double().numpy() for trace in space.unbatch(x.cpu())]
 
-        return sample_in_batches(inpainting if motif is not None and inpaint else denoiser_for,
+        replaces = motif is not None and motif_method != "condition"
+        return sample_in_batches(scaffolding if replaces else denoiser_for,
                                  lengths, sampler, layout=layout,
                                  batch_size=self.cfg.sample_batch, seed=seed, cond=cond,
                                  null_cond=NULL_CONDITION, readout=readout, device=device,
