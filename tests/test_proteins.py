@@ -472,6 +472,9 @@ def test_a_model_without_motifs_scaffolds_by_guidance_or_inpainting_only():
     with pytest.raises(ValueError, match="unknown motif method 'replace'"):
         task.sample(None, SamplerConfig(), torch.tensor([30]), seed=0, motif=motif,
                     motif_method="replace")
+    with pytest.raises(ValueError, match="reconstruction"):
+        task.sample(None, SamplerConfig(), torch.tensor([30]), seed=0, motif=motif,
+                    reconstruction=float("nan"))
     for method in ("guided", "inpaint"):
         with pytest.raises(ValueError, match="does not fit"):
             task.sample(None, SamplerConfig(), torch.tensor([30]), seed=0, motif=motif,

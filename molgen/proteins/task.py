@@ -32,6 +32,7 @@ import torch
 from omegaconf import MISSING
 from torch import Tensor, nn
 
+from ..data.checks import check_real
 from ..diffusion import (Denoiser, MoleculeSpace, SamplerConfig, drop_condition, graph_denoiser,
                          sample_in_batches)
 from ..diffusion.spaces import atom_ranks, segment_sum
@@ -345,6 +346,8 @@ class BackboneTask:
         'condition' (the model's condition only) or 'inpaint' (replacement only)."""
         if motif_method not in MOTIF_METHODS:
             raise ValueError(f"unknown motif method {motif_method!r}; choose one of {list(MOTIF_METHODS)}")
+        if reconstruction is not None:
+            check_real("reconstruction", reconstruction, 0)
         wants_sse = helix is not None or strand is not None
         if wants_sse and not self.cfg.condition:
             raise ValueError("secondary-structure targets need a conditional model "
