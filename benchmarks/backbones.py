@@ -5,7 +5,9 @@ Rows, at each length L (--lengths), --n chains each:
   test chains    windows of L residues from the test split's contiguous segments (the
                  ceiling: what natural chains look like; fewer than --n where few are long)
   random walk    self-avoiding random walks with 3.8 Å steps (the floor)
-  <sampler>:<NFE> the model (--checkpoint) with that core sampler and step count
+  <sampler>:<NFE> the model (--checkpoint) with that core sampler and step count, with the
+                 shipped clash guidance; with each other weight λ of --clash a row
+                 "<sampler>:<NFE> clash=λ" (molgen.proteins.sterics)
 Metrics (molgen.metrics.backbones): fraction of virtual bonds within 3.8 ± 0.2 Å, of chains
 without a Cα clash (< 3 Å), of right-handed helical dihedrals; Jensen–Shannon divergence
 (bits) of the virtual angle τ and dihedral α histograms against all test segments; mean
@@ -25,7 +27,8 @@ before; 1 or 2 contiguous spans covering --motif-size residues in all), each sca
 times into a chain of the window's length with the motif at its native residues: by the
 model's motif condition at each guidance scale w of --guidance, by inpainting (w = 0) at
 the same step count and at the NFE of a guided run, and by reconstruction guidance plus
-replacement (`guided`, w = 0) at each weight of --reconstruction (molgen.proteins.motif).
+replacement (`guided`, w = 0) at each weight of --reconstruction (molgen.proteins.motif);
+--motif-methods keeps some of them; every one with the shipped clash guidance.
 Reported per method: success (the motif's RMSD after superposition < 1 Å), success with
 the chain intact where motif and scaffold meet (also every virtual bond at the motif's ends
 within 3.8 ± 0.2 Å: the replacing methods hold the motif by construction, so this is their
@@ -64,7 +67,8 @@ from molgen.data.proteins import load_pdownb
 from molgen.diffusion import SamplerConfig
 from molgen.metrics import backbones as geometry
 from molgen.proteins.api import BackboneModel
-from molgen.proteins.motif import RECONSTRUCTION_WEIGHT, Motif, motif_rmsd
+from molgen.proteins.motif import MOTIF_METHODS, RECONSTRUCTION_WEIGHT, Motif, motif_rmsd
+from molgen.proteins.sterics import CLASH_WEIGHT
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "backbones.json"
@@ -256,6 +260,7 @@ def scaffold_rows(model, motifs, args) -> tuple[dict, dict]:
     methods[f"inpaint {2 * steps} steps"] = dict(plain, steps=2 * steps, motif_method="inpaint")
     methods.update({f"guided w_r={r:g}": dict(plain, motif_method="guided", reconstruction=r)
                     for r in args.reconstruction})
+    methods = {k: v for k, v in methods.items() if v["motif_method"] in args.motif_methods}
     rows, examples = {}, {"native": [trace for trace, _, _ in motifs]}
     for name, method in methods.items():
         sampler = sampler_of(model, args.samplers[0], steps=method["steps"],
@@ -325,6 +330,11 @@ def main(argv=None):
     p.add_argument("--reconstruction", type=float, nargs="*", default=[RECONSTRUCTION_WEIGHT],
                    help="reconstruction-guidance weights w_r of the guided rows (default: the "
                         "shipped one, %(default)s)")
+    p.add_argument("--motif-methods", nargs="+", choices=MOTIF_METHODS, default=list(MOTIF_METHODS),
+                   help="the scaffolding methods run (default: all)")
+    p.add_argument("--clash", type=float, nargs="+", default=[CLASH_WEIGHT],
+                   help="clash-guidance weights λ of the geometry rows (default: the shipped one, "
+                        "%(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON path (default {DEFAULT_OUT})")
@@ -337,6 +347,10 @@ def main(argv=None):
             sampler_of(model, spec)
         except ValueError as exc:
             p.error(str(exc))
+    if any(not np.isfinite(c) or c < 0 for c in args.clash):
+        p.error(f"--clash weights must be finite and >= 0, got {args.clash}")
+    model_rows = [(spec if c == CLASH_WEIGHT else f"{spec} clash={c:g}", spec, c)
+                  for spec in ([] if model is None else args.samplers) for c in args.clash]
     reference = [s for c in load_pdownb(args.split) for s in c.segments(20)]
     training = [s for c in load_pdownb("train") for s in c.segments(20)]
     reference_hist = histograms(reference)
@@ -348,15 +362,16 @@ def main(argv=None):
     for length in args.lengths:
         rows = {f"{args.split} chains": windows(reference, length, args.n, rng),
                 "random walk": [random_walk(length, rng) for _ in range(args.n)]}
-        for spec in ([] if model is None else args.samplers):
-            sampler = sampler_of(model, spec)
+        for name, spec, clash in model_rows:
             t0 = time.perf_counter()
             with torch.no_grad():
-                rows[spec] = model.task.sample(model.denoiser_for, sampler, torch.full((args.n,), length),
-                                               seed=args.seed, progress=True)
-            seconds[f"{spec}@{length}"] = time.perf_counter() - t0
+                rows[name] = model.task.sample(model.denoiser_for, sampler_of(model, spec),
+                                               torch.full((args.n,), length), seed=args.seed,
+                                               clash=clash, progress=True)
+            seconds[f"{name}@{length}"] = time.perf_counter() - t0
+        modelled = {name for name, _, _ in model_rows}
         results[str(length)] = {name: row_metrics(traces, reference_hist, rg_fit, length,
-                                                  training if name in args.samplers else None,
+                                                  training if name in modelled else None,
                                                   args.tm_samples, args.mpnn_samples, args.seed)
                                 for name, traces in rows.items() if traces}
         for name, traces in rows.items():
@@ -399,12 +414,14 @@ def main(argv=None):
     output = dict(
         description="Cα-trace backbones against PDownB chains (benchmarks/backbones.py)",
         settings=dict(checkpoint=args.checkpoint, lengths=args.lengths, n=args.n,
-                      samplers=args.samplers, split=args.split, tm_samples=args.tm_samples,
+                      samplers=args.samplers, clash=args.clash, split=args.split,
+                      tm_samples=args.tm_samples,
                       mpnn_samples=args.mpnn_samples,
                       seed=args.seed, threads=args.threads, rg_test_fit=rg_fit,
                       sse_targets=args.sse_targets, guidance=args.guidance, sse_length=args.sse_length,
                       motifs=args.motifs, motif_n=args.motif_n, motif_window=args.motif_window,
-                      motif_size=args.motif_size, reconstruction=args.reconstruction),
+                      motif_size=args.motif_size, reconstruction=args.reconstruction,
+                      motif_methods=args.motif_methods),
         machine=dict(platform=platform.platform(), python=sys.version.split()[0],
                      cpu_count=os.cpu_count(), torch=torch.__version__),
         results=results, guidance_sweep=guided, motif_scaffolding=scaffolds, sampling_seconds=seconds,

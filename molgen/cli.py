@@ -17,6 +17,7 @@ from .diffusion import SAMPLERS, Denoiser, SamplerConfig, make_schedule
 from .diffusion.grids import GRIDS
 from .diffusion.schedules import SCHEDULES
 from .proteins.motif import MOTIF_METHODS
+from .proteins.sterics import CLASH_RADIUS, CLASH_WEIGHT
 
 USER_ERRORS = (ValueError, OSError)
 
@@ -201,6 +202,10 @@ def _build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--guidance", type=float, default=None, metavar="W",
                     help="classifier-free guidance scale w toward --helix/--strand and the "
                          "motif, ε̃ = (1 + w) ε(x, c) - w ε(x, ∅) (default: the model's, usually 0)")
+    bb.add_argument("--clash-guidance", type=float, default=None, metavar="LAMBDA",
+                    help="weight of the push that moves non-adjacent Cα atoms of each prediction "
+                         f"apart to {CLASH_RADIUS:g} Å (molgen.proteins.sterics; default "
+                         f"{CLASH_WEIGHT:g}, 0: none)")
     bb.add_argument("-o", "--output", default="backbones.pdb",
                     help="PDB to write (default: %(default)s)")
     _add_sampling_args(bb, sampler=None, steps=None, n=10)
@@ -392,7 +397,8 @@ def _backbones(args) -> int:
     structure = generate_backbones(lengths, model=model, sampler=args.sampler, steps=args.steps,
                                    seed=args.seed, helix=args.helix, strand=args.strand,
                                    guidance=args.guidance, motif=motif, motif_start=args.motif_start,
-                                   motif_method=args.motif_method or "guided", progress=True)
+                                   motif_method=args.motif_method or "guided",
+                                   clash=args.clash_guidance, progress=True)
     write_pdb(args.output, structure)
     traces = traces_of(structure)
     metrics = trace_metrics(traces)

@@ -479,3 +479,72 @@ def test_a_model_without_motifs_scaffolds_by_guidance_or_inpainting_only():
         with pytest.raises(ValueError, match="does not fit"):
             task.sample(None, SamplerConfig(), torch.tensor([30]), seed=0, motif=motif,
                         motif_start=26, motif_method=method)
+
+
+# -- clash guidance ------------------------------------------------------------------------------
+
+def test_clash_gradient_is_the_penalty_gradient_and_rotates_with_the_chain():
+    """The closed form equals autograd's gradient of Σ_{|i−j|≥2} max(0, r₀ − d_ij)² (each pair
+    once), is zero on a chain without close non-adjacent pairs, and rotates with the chain."""
+    from molgen.proteins.sterics import CLASH_RADIUS, clash_gradient
+
+    torch.manual_seed(0)
+    chain = torch.randn(20, 3, dtype=torch.float64) * 3.0
+    y = chain.clone().requires_grad_()
+    i, j = torch.triu_indices(20, 20, offset=2)
+    penalty = (CLASH_RADIUS - (y[i] - y[j]).norm(dim=-1)).clamp(min=0).square().sum()
+    want, = torch.autograd.grad(penalty, y)
+    assert want.abs().sum() > 0
+    torch.testing.assert_close(clash_gradient(chain), want)
+    helix = torch.from_numpy(ideal_helix(20))  # nearest non-adjacent Cα pairs: 5.4 Å
+    assert torch.equal(clash_gradient(helix), torch.zeros_like(helix))
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
+    torch.testing.assert_close(clash_gradient(chain @ q.T), clash_gradient(chain) @ q.T)
+
+
+def test_steric_denoiser_pushes_clashing_residues_apart_and_keeps_x0_and_eps_consistent():
+    """Two non-adjacent residues predicted 2 Å apart move apart by λ·2·(r₀ − 2) Å each (scaled
+    into state units), the rest of a clash-free chain is untouched up to the CoM shift, and
+    (x̂0, ε̂) stay consistent with x_t, also under classifier-free guidance's repeat."""
+    from molgen.diffusion import CFGDenoiser, CosineSchedule, Denoiser
+    from molgen.proteins.sterics import CLASH_RADIUS, StericDenoiser
+
+    scale, weight = 0.1, 0.05
+    chain = torch.from_numpy(ideal_helix(16))
+    chain[10] = chain[3] + torch.tensor([2.0, 0.0, 0.0], dtype=torch.float64)  # a clash
+    prediction = (chain - chain.mean(0)) * scale
+    space = MoleculeSpace.from_sizes([16, 16])
+    both = torch.cat([prediction, prediction])
+    inner = Denoiser(lambda x, t, c=None: both.repeat(len(x) // 32, 1), CosineSchedule(), "x0", space)
+    x = space.project(torch.randn(32, 3, dtype=torch.float64))
+    t = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    denoiser = StericDenoiser(inner, weight, scale)
+    x0, eps = denoiser(x, t)
+    alpha, sigma = denoiser.scales(t, x)
+    torch.testing.assert_close(alpha * x0 + sigma * eps, x)
+    pushed = float((x0[10] - x0[3]).norm()) / scale
+    assert pushed == pytest.approx(2.0 + 2 * weight * 2 * (CLASH_RADIUS - 2.0), rel=1e-6)
+    shift = x0[:16] - prediction
+    rest = [k for k in range(16) if k not in (3, 10)]
+    torch.testing.assert_close(shift[rest], shift[rest][:1].expand(len(rest), 3))
+    torch.testing.assert_close(x0[16:], x0[:16])
+    guided = CFGDenoiser(denoiser, 1.0, 0.0)
+    x0_cfg, _ = guided(x, t, torch.ones(2, 1, dtype=torch.float64))
+    torch.testing.assert_close(x0_cfg, x0)
+
+
+def test_clash_weight_is_checked_at_every_entry_point(tmp_path, capsys):
+    from molgen.diffusion import SamplerConfig
+    from molgen.proteins import generate_backbones
+    from molgen.proteins.task import BackboneConfig, BackboneTask
+
+    task = BackboneTask(BackboneConfig(name="backbones", hidden=8, layers=1, neighbours=4, crop=40,
+                                       min_length=30, max_length=64, sample_batch=4))
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="clash"):
+            task.sample(None, SamplerConfig(), torch.tensor([30]), seed=0, clash=bad)
+        with pytest.raises(ValueError, match="clash"):
+            generate_backbones(30, clash=bad)
+    assert main(["backbones", "--length", "30", "--clash-guidance", "-1", "-o", str(tmp_path / "no.pdb")]) == 2
+    err = capsys.readouterr().err
+    assert "clash" in err and len(err.strip().splitlines()) == 1

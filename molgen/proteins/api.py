@@ -49,7 +49,8 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
                        sampler: str | None = None, steps: int | None = None, seed: int = 0,
                        helix: float | None = None, strand: float | None = None,
                        guidance: float | None = None, motif=None, motif_start: int | None = None,
-                       motif_method: str = "guided", progress: bool = False):
+                       motif_method: str = "guided", clash: float | None = None,
+                       progress: bool = False):
     """Cα traces of one chain per entry of `lengths` (an int: one chain), as one Bio.PDB
     Structure with a model per chain: chain A of glycines holding their CA atoms (Å).
     molgen.data.proteins.write_pdb writes it as a multi-model PDB, traces_of reads the
@@ -68,12 +69,14 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
     (0-based; default centred), by motif_method (molgen.proteins.motif.MOTIF_METHODS):
     'guided' (reconstruction guidance, then replacement; any model, and the motif is also the
     condition of a model trained with motifs), 'condition' (the condition of such a model
-    only) or 'inpaint' (replacement only)."""
+    only) or 'inpaint' (replacement only).  clash: the weight λ of the clash guidance that
+    pushes non-adjacent residues of each prediction apart (molgen.proteins.sterics; default
+    its CLASH_WEIGHT, 0: none)."""
     from ..data.proteins import to_structure
     from .motif import Motif, read_motif
 
     lengths = _checked(lengths, seed=seed, helix=helix, strand=strand, guidance=guidance,
-                       steps=steps, motif_start=motif_start)
+                       steps=steps, motif_start=motif_start, clash=clash)
     if not isinstance(model, BackboneModel):
         model = BackboneModel.load(model)
     config = model.sampler.to_dict()
@@ -88,7 +91,7 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
         traces = model.task.sample(model.denoiser_for, SamplerConfig.from_dict(config), counts,
                                    seed=seed, helix=helix, strand=strand, motif=motif,
                                    motif_start=motif_start, motif_method=motif_method,
-                                   progress=progress)
+                                   clash=clash, progress=progress)
     return to_structure(traces)
 
 
@@ -100,7 +103,7 @@ def _checked(lengths, **options) -> list[int]:
             any(isinstance(n, bool) or not isinstance(n, int) for n in listed):
         raise ValueError(f"lengths must be an int or a non-empty list of ints, got {lengths!r}")
     check_int("seed", options["seed"], 0, MAX_SEED)
-    for name, low, high in (("helix", 0, 1), ("strand", 0, 1), ("guidance", 0, None)):
+    for name, low, high in (("helix", 0, 1), ("strand", 0, 1), ("guidance", 0, None), ("clash", 0, None)):
         if options[name] is not None:
             check_real(name, options[name], low, high)
     for name, low in (("steps", 1), ("motif_start", 0)):

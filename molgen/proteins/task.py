@@ -39,6 +39,7 @@ from ..diffusion.spaces import atom_ranks, segment_sum
 from ..nn.backbone import MOTIF_COLUMNS
 from ..train.task import Batch
 from .motif import MOTIF_METHODS, RECONSTRUCTION_WEIGHT, MotifDenoiser
+from .sterics import CLASH_WEIGHT, StericDenoiser
 
 MIN_LENGTH = 10
 """The shortest chain a model samples (a trace needs a few residues for its local geometry)."""
@@ -334,8 +335,8 @@ class BackboneTask:
     def sample(self, denoiser_for, sampler: SamplerConfig, lengths: Tensor, *, seed: int,
                helix: float | None = None, strand: float | None = None, motif=None,
                motif_start: int | None = None, motif_method: str = "guided",
-               reconstruction: float | None = None, device="cpu",
-               progress: bool = False) -> list[np.ndarray]:
+               reconstruction: float | None = None, clash: float | None = None,
+               device="cpu", progress: bool = False) -> list[np.ndarray]:
         """One Cα trace [L, 3] (Å) per entry of lengths, sampled on `device` in batches of
         cfg.sample_batch.  A secondary-structure model aims each chain at the helix and
         strand fractions given, or drawn (`targets`; none drawn when a motif is given).
@@ -343,11 +344,15 @@ class BackboneTask:
         (default: centred), by motif_method (molgen.proteins.motif.MOTIF_METHODS): 'guided'
         (reconstruction guidance of weight `reconstruction`, default RECONSTRUCTION_WEIGHT,
         then replacement; the motif also as the condition of a model trained with motifs),
-        'condition' (the model's condition only) or 'inpaint' (replacement only)."""
+        'condition' (the model's condition only) or 'inpaint' (replacement only).
+        clash: the weight λ of clash guidance (molgen.proteins.sterics; default CLASH_WEIGHT,
+        0: none)."""
         if motif_method not in MOTIF_METHODS:
             raise ValueError(f"unknown motif method {motif_method!r}; choose one of {list(MOTIF_METHODS)}")
-        if reconstruction is not None:
-            check_real("reconstruction", reconstruction, 0)
+        for name, value in (("reconstruction", reconstruction), ("clash", clash)):
+            if value is not None:
+                check_real(name, value, 0)
+        clash = CLASH_WEIGHT if clash is None else clash
         wants_sse = helix is not None or strand is not None
         if wants_sse and not self.cfg.condition:
             raise ValueError("secondary-structure targets need a conditional model "
@@ -372,7 +377,14 @@ class BackboneTask:
         def layout(chunk: Tensor):
             return MoleculeSpace.from_sizes(chunk, device), (int(chunk.sum()), 3)
 
-        def scaffolding(space: MoleculeSpace):
+        replaces = motif is not None and motif_method != "condition"
+
+        def guided(space: MoleculeSpace):
+            denoiser = denoiser_for(space)
+            if clash:
+                denoiser = StericDenoiser(denoiser, clash, self.cfg.scale)
+            if not replaces:
+                return denoiser
             known, rows = [], []
             for n in space.sizes.tolist():
                 mask = torch.zeros(n, dtype=torch.bool)
@@ -381,15 +393,13 @@ class BackboneTask:
                 rows.append(torch.zeros(n, 3).index_put_((torch.as_tensor(places[n]),), target))
             weight = 0.0 if motif_method == "inpaint" else \
                 RECONSTRUCTION_WEIGHT if reconstruction is None else reconstruction
-            return MotifDenoiser(denoiser_for(space), torch.cat(known).to(device),
-                                 torch.cat(rows).to(device), weight)
+            return MotifDenoiser(denoiser, torch.cat(known).to(device), torch.cat(rows).to(device),
+                                 weight)
 
         def readout(space: MoleculeSpace, x: Tensor):
             return [(trace / self.cfg.scale).double().numpy() for trace in space.unbatch(x.cpu())]
 
-        replaces = motif is not None and motif_method != "condition"
-        return sample_in_batches(scaffolding if replaces else denoiser_for,
-                                 lengths, sampler, layout=layout,
+        return sample_in_batches(guided, lengths, sampler, layout=layout,
                                  batch_size=self.cfg.sample_batch, seed=seed, cond=cond,
                                  null_cond=NULL_CONDITION, readout=readout, device=device,
                                  progress=progress, unit="chain")
