@@ -18,6 +18,9 @@ real QM9 training molecules, one CPU thread, float32, no gradients:
                      MLP on [h_i, h_j, d², d²₀] through two 256-wide layers), checked against
                      EDM's EquivariantBlock with copied weights ("equivalence")
   edm                EDM's EGNN_dynamics_QM9
+  molgen_compiled    with --compile: molgen's network (the same weights) through
+                     torch.compile (inductor, default settings); its warm-up call, which
+                     compiles it for the batch's shapes, is timed apart ("warmup_seconds")
 
 Timed: one denoiser call (medians over --calls rounds) and a full sample with the QM9
 experiment's sampler (DPM-Solver++(2M), 50 steps, 50 NFE, counted), medians over
@@ -232,6 +235,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=50, help="sampler steps (NFE) of a full sample")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile", action="store_true", help="also time molgen's network under torch.compile")
     p.add_argument("--out", default=str(DEFAULT_JSON))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -265,13 +269,17 @@ def measure(args, flush_denormal: bool, command: str) -> int:
     for name, build in builders.items():
         torch.manual_seed(args.seed)
         nets[name] = build().eval()
+    if args.compile:
+        nets["molgen_compiled"] = torch.compile(nets["molgen"])
     description = {
         "molgen": "molgen.nn.egnn.EGNN, experiment=qm9 (9 x 256, fully connected, coordinate "
                   "MLP on the message: 256 -> 256 -> 1)",
         "molgen_edm_shapes": "molgen.nn.egnn.EGNN(coords_from='nodes'): EDM's MLP shapes "
                              "(coordinate MLP on [h_i, h_j, d2, d2_0]: 514 -> 256 -> 256 -> 1)",
         "edm": "EDM's EGNN_dynamics_QM9 (egnn/models.py + egnn/egnn_new.py), QM9 settings, "
-               "padded batches with EDM's masks"}
+               "padded batches with EDM's masks",
+        "molgen_compiled": "the molgen network, same weights, through torch.compile (inductor, "
+                           "default settings)"}
     results = {
         "what": "CPU, float32, no gradients, real QM9 training molecules; the three denoisers "
                 "timed alternately (order rotating every round), medians; ratio_vs_edm: "
@@ -310,10 +318,18 @@ def measure(args, flush_denormal: bool, command: str) -> int:
             t = torch.full((batch,), 0.5)
             xt = data.x0 + 0.5 * data.space.noise(data.x0, g)
             calls = {k: (lambda d=d: d(xt, t)) for k, d in dens.items()}
-            for fn in calls.values():  # warm-up: EDM builds and caches its edge lists
-                fn()
+            warmup = {}
+            for k, fn in calls.items():  # warm-up: EDM caches its edge lists, inductor compiles
+                t0 = time.perf_counter()
+                out = fn()
+                warmup[k] = time.perf_counter() - t0
+                if k == "molgen":
+                    reference = out
+                elif k == "molgen_compiled":
+                    shape["compiled_max_abs_diff"] = max(float((a - b).abs().max())
+                                                         for a, b in zip(out, reference))
             before = _load()
-            row = {**shape, "loadavg_before": before,
+            row = {**shape, "warmup_seconds": warmup, "loadavg_before": before,
                    **_summaries(_alternate(calls, args.calls), 1.0, "calls"), "loadavg_after": _load()}
             results["calls"].append(row)
             _report(f"batch {batch:4d}, one call", row)
