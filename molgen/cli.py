@@ -201,7 +201,7 @@ def _build_parser() -> argparse.ArgumentParser:
                          "(replacement only)")
     bb.add_argument("--guidance", type=float, default=None, metavar="W",
                     help="classifier-free guidance scale w toward --helix/--strand and the "
-                         "motif, ε̃ = (1 + w) ε(x, c) - w ε(x, ∅) (default: the model's, usually 0)")
+                         "motif, ε̃ = (1 + w) ε(x, c) - w ε(x, ∅) (default: the model's; 0 with --motif)")
     bb.add_argument("--clash-guidance", type=float, default=None, metavar="LAMBDA",
                     help="weight of the push that moves non-adjacent Cα atoms of each prediction "
                          f"apart to {CLASH_RADIUS:g} Å (molgen.proteins.sterics; default "

@@ -267,6 +267,27 @@ def test_the_shipped_model_generates_backbones_without_data():
         generate_backbones(40, motif=3)
 
 
+def test_the_shipped_guidance_applies_without_a_motif_only(tmp_path):
+    """The shipped sampler guides toward the drawn composition (w = 2); a motif is scaffolded
+    unguided unless a scale is given, as benchmarks/backbones.py measured it."""
+    from molgen.proteins import BackboneModel, generate_backbones
+    from molgen.proteins.motif import read_motif
+
+    assert BackboneModel.load().sampler.guidance_scale == 2.0
+
+    def same(a, b) -> bool:
+        return np.array_equal(np.concatenate(traces_of(a)), np.concatenate(traces_of(b)))
+
+    plain = generate_backbones(20, steps=3)
+    assert same(plain, generate_backbones(20, steps=3, guidance=2.0))
+    assert not same(plain, generate_backbones(20, steps=3, guidance=0.0))
+    write_pdb(tmp_path / "h.pdb", to_structure([ideal_helix(12)]))
+    motif = read_motif(f"{tmp_path / 'h.pdb'}:A1-8")
+    scaffold = generate_backbones(20, steps=3, motif=motif)
+    assert same(scaffold, generate_backbones(20, steps=3, motif=motif, guidance=0.0))
+    assert not same(scaffold, generate_backbones(20, steps=3, motif=motif, guidance=2.0))
+
+
 # -- motif scaffolding ---------------------------------------------------------------------------
 
 def test_motif_reader_placement_and_rmsd(tmp_path):

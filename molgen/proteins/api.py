@@ -62,7 +62,7 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
     secondary-structure-conditioned model aims at (default: those of a training chain of
     about the same length, unless a motif is given); guidance: the classifier-free guidance
     scale w toward the condition (targets and motif), in ε̃ = (1 + w) ε(x, c) − w ε(x, ∅)
-    (0: none; default the model's).
+    (0: none; default the model's, or 0 with a motif: scaffolding was measured unguided).
 
     motif: scaffold every chain around a motif (molgen.proteins.motif.Motif, or a spec
     'file.pdb:A10-25[,A30-34]' that `read_motif` reads), placed from residue motif_start
@@ -80,6 +80,8 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
     if not isinstance(model, BackboneModel):
         model = BackboneModel.load(model)
     config = model.sampler.to_dict()
+    if guidance is None and motif is not None:
+        guidance = 0.0
     config.update({k: v for k, v in (("kind", sampler), ("steps", steps),
                                      ("guidance_scale", guidance)) if v is not None})
     counts = torch.tensor([model.task.chain_lengths(1, seed, n)[0] for n in lengths])
