@@ -9,7 +9,7 @@ invariant sublayer, attention, tanh, norm_constant 1, normalization_factor 1, su
 padded batches: every molecule padded to the batch's largest, n_max² edges per molecule
 with EDM's node and edge masks (no self-loops), behind molgen's network call.
 
-Three denoisers, timed alternately (the order rotates every round) on the same batches of
+The denoisers, timed alternately (the order rotates every round) on the same batches of
 real QM9 training molecules, one CPU thread, float32, no gradients:
 
   molgen             molgen.nn.egnn.EGNN as experiment=qm9 builds it (the coordinate MLP
@@ -281,7 +281,7 @@ def measure(args, flush_denormal: bool, command: str) -> int:
         "molgen_compiled": "the molgen network, same weights, through torch.compile (inductor, "
                            "default settings)"}
     results = {
-        "what": "CPU, float32, no gradients, real QM9 training molecules; the three denoisers "
+        "what": "CPU, float32, no gradients, real QM9 training molecules; the denoisers "
                 "timed alternately (order rotating every round), medians; ratio_vs_edm: "
                 "throughput over EDM's (calls/s, or molecules/s of a full sample at equal NFE); "
                 "'wall': wall-clock seconds, 'cpu': this process's CPU seconds (one thread: "
