@@ -14,12 +14,13 @@ from molgen.conformers.api import ConformerModel, add_conformers, etkdg_params, 
 from molgen.conformers.data import CRYSTAL_SETS
 from molgen.conformers.featurize import molecule_graph
 from molgen.conformers.inputs import ConformerInputError
-from molgen.conformers.model import Conformer, ConformerSpace, TorsionNet
+from molgen.conformers.model import NULL_SOURCE, Conformer, ConformerSpace, TorsionNet, source_condition
 from molgen.diffusion.denoiser import graph_denoiser
 from molgen.conformers.rmsd import heavy_atom_rmsd
 from molgen.conformers.torsions import TorsionBatch, dihedrals, find_torsions
 from molgen.diffusion import SamplerConfig, make_schedule
 from molgen.data.paths import default_data_root
+from molgen.train import load_config, make_task, train
 from test_training import check_killed_run_resumes_exactly
 
 STEREO = "C/C=C/C[C@H](N)c1ccccc1OC[C@@H](O)CC(=O)N(C)C"  # E double bond, two centres
@@ -127,14 +128,14 @@ def test_network_is_invariant_to_rigid_motions_and_atom_order_of_the_batch():
     spaces = [ConformerSpace([Conformer(graph, p)]) for p in (pos, moved)]
     x = torch.randn(len(graph.torsions), 2, dtype=torch.float64)
     t = torch.tensor([0.4])
-    out, out_moved = (net(x, t, s) for s in spaces)
+    out, out_moved = (net(x, t, space=s) for s in spaces)
     assert torch.allclose(out, out_moved, atol=1e-8)
     # two conformers in one batch give what each gives alone
     other = embedded("OCCCCCCCCF")
     g2, p2 = molecule_graph(other), positions(other)
     x2 = torch.randn(len(g2.torsions), 2, dtype=torch.float64)
     both = net(torch.cat([x2, x]), torch.tensor([0.7, 0.4]),
-               ConformerSpace([Conformer(g2, p2), Conformer(graph, pos)]))
+               space=ConformerSpace([Conformer(g2, p2), Conformer(graph, pos)]))
     assert torch.allclose(both[len(x2):], out, atol=1e-8)
 
 
@@ -294,6 +295,47 @@ def test_force_field_conformers_are_mmff_minima_of_moses_molecules(tmp_path, mon
     # a minimum, up to the SDF's 4 decimals (an unrelaxed ETKDG conformer has gradients of 10s)
     assert max(abs(g) for g in field.CalcGrad()) < 1.0
     assert force_field_conformers(4, 2)[3].GetNumAtoms() == mols[3].GetNumAtoms()  # cached
+
+
+def test_source_condition_enters_and_guidance_batches_both_passes_as_one():
+    """A source-conditioned TorsionNet: the crystal and force-field conditions predict
+    differently; the guidance pass (conditional and null copies of the state in one call)
+    gives what two separate calls give; an unconditioned model refuses guidance."""
+    torch.manual_seed(0)
+    net = TorsionNet(hidden=16, layers=2, conditions=2).double()
+    mol = embedded(STEREO)
+    space = ConformerSpace([Conformer(molecule_graph(mol), positions(mol))])
+    x, t = torch.randn(len(space.batch), 2, dtype=torch.float64), torch.tensor([0.5])
+    crystal, force_field = source_condition("crystal", 1), source_condition("force_field", 1)
+    null = torch.tensor([NULL_SOURCE])
+    out = net(x, t, crystal, space=space)
+    assert not torch.allclose(out, net(x, t, force_field, space=space))
+    both = net(torch.cat([x, x]), torch.cat([t, t]), torch.cat([crystal, null]), space=space)
+    assert torch.allclose(both, torch.cat([out, net(x, t, null, space=space)]), atol=1e-10)
+    with pytest.raises(ValueError, match="needs a condition"):
+        net(x, t, space=space)
+    schedule = make_schedule("cosine")
+    unconditioned = ConformerModel(lambda s: graph_denoiser(TorsionNet(hidden=8, layers=1), schedule, s, "v"),
+                                   SamplerConfig(kind="dpmpp_2m", steps=2, guidance_scale=1.0), max_atoms=60)
+    with pytest.raises(ValueError, match="source condition"):
+        generate_conformers("CCCCO", 2, model=unconditioned)
+
+
+@needs_ligands
+def test_source_conditioned_tiny_run_drops_conditions_and_samples_guided(tmp_path):
+    """experiment=conformers_tiny with task.condition=source: its batches carry the crystal
+    condition or, at rate cond_drop, the null one; the trained model loads as conditioned and
+    generates with classifier-free guidance."""
+    args = ["experiment=conformers_tiny", "task.condition=source", "task.cond_drop=0.5",
+            "steps=2", "sampler.guidance_scale=1.0", f"out_dir={tmp_path}"]
+    cfg = load_config(args)
+    cond = make_task(cfg).batch(400, torch.Generator().manual_seed(0)).cond
+    dropped = (cond == torch.tensor(NULL_SOURCE)).all(1)
+    assert (cond[~dropped] == source_condition("crystal", 1)).all() and 0.4 < float(dropped.float().mean()) < 0.6
+    train(cfg)
+    model = ConformerModel.load(tmp_path / "checkpoint.pt")
+    assert model.conditioned and model.sampler.guidance_scale == 1.0
+    assert generate_conformers("CC(=O)Oc1ccccc1C(=O)O", 3, model=model).GetNumConformers() == 3
 
 
 @needs_ligands

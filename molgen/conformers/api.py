@@ -32,7 +32,7 @@ from ..data.checks import MAX_SEED, check_int, check_real
 from ..diffusion import ClassifierGuidedDenoiser, SamplerConfig, sample_in_batches
 from .featurize import molecule_graph
 from .inputs import ConformerInputError, name_of, printable, to_molecule
-from .model import Conformer, ConformerSpace
+from .model import NULL_SOURCE, Conformer, ConformerSpace, source_condition
 from .postprocess import least_clashing, prune, rank_by_energy, relax as relax_conformers
 
 DEFAULT_MODEL = "default.pt"
@@ -115,7 +115,8 @@ def bond_excess(mol: Chem.Mol, positions: list[torch.Tensor]) -> list[float]:
 
 def sample_conformers(conformers: list[Conformer], denoiser_for, sampler: SamplerConfig, *,
                       seed: int, batch_size: int = 256, device="cpu", clash_steps: int = 0,
-                      particle_guidance: float = 0.0, progress: bool = False) -> list[torch.Tensor]:
+                      particle_guidance: float = 0.0, conditioned: bool = False,
+                      progress: bool = False) -> list[torch.Tensor]:
     """Sample the torsions of each conformer (a graph with ≥ 1 torsion and a local structure)
     and return its positions [num_atoms, 3] with them set, in batches of `batch_size`.
 
@@ -123,7 +124,13 @@ def sample_conformers(conformers: list[Conformer], denoiser_for, sampler: Sample
     that time (SDEdit) instead of starting from noise.  clash_steps > 0: the sampled torsions
     are then turned away from steric clashes (ConformerSpace.positions).  particle_guidance
     w > 0: each step's score also carries −w ∇ ConformerSpace.repulsion, which spreads the
-    conformers of one molecule (within a batch) apart."""
+    conformers of one molecule (within a batch) apart.  conditioned: the model takes a source
+    condition (molgen.conformers.model): it samples crystal torsions, with classifier-free
+    guidance at sampler.guidance_scale."""
+    if sampler.guidance_scale and (not conditioned or particle_guidance):
+        raise ValueError("guidance_scale > 0 needs a conformer model trained with a source "
+                         "condition (task.condition=source), and no particle guidance")
+
     def guided(space: ConformerSpace):
         return ClassifierGuidedDenoiser(denoiser_for(space), lambda x, t: -space.repulsion(x),
                                         particle_guidance)
@@ -138,6 +145,8 @@ def sample_conformers(conformers: list[Conformer], denoiser_for, sampler: Sample
 
     return sample_in_batches(guided if particle_guidance else denoiser_for, conformers, sampler,
                              layout=layout, batch_size=batch_size, seed=seed, init=ConformerSpace.data,
+                             cond=source_condition("crystal", len(conformers)) if conditioned else None,
+                             null_cond=NULL_SOURCE,
                              readout=readout, device=device, progress=progress,
                              desc="conformers", unit="conf")
 
@@ -153,6 +162,7 @@ class ConformerModel:
     denoiser_for: object
     sampler: SamplerConfig
     max_atoms: int
+    conditioned: bool = False   # trained with a source condition (task.condition=source)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> "ConformerModel":
@@ -162,7 +172,8 @@ class ConformerModel:
         from ..train import load_trained
 
         trained = load_trained(path, task=cls.TASK)
-        return cls(trained.denoiser, trained.sampler, trained.cfg.task.max_atoms)
+        return cls(trained.denoiser, trained.sampler, trained.cfg.task.max_atoms,
+                   conditioned=bool(getattr(trained.cfg.task, "condition", "")))
 
 
 @functools.lru_cache(maxsize=None)
@@ -252,7 +263,8 @@ def generate_conformers(molecules, num_confs: int = 10, *, seed: int = 0,
             positions = sample_conformers([c for _, c in jobs], model.denoiser_for,
                                           sampler_config, seed=seed, batch_size=batch_size,
                                           clash_steps=clash_steps,
-                                          particle_guidance=particle_guidance, progress=progress)
+                                          particle_guidance=particle_guidance,
+                                          conditioned=model.conditioned, progress=progress)
         for i in sorted({i for i, _ in jobs}):
             add_conformers(mols[i], [p for (j, _), p in zip(jobs, positions) if j == i])
             if oversample > 1:

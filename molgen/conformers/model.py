@@ -14,6 +14,12 @@ and Euclidean distances), and reads each torsion's prediction from its four atom
 state's row, the time and ETKDG's torsion potential for that bond (CSD knowledge the few
 hundred training ligands could not teach; `featurize.torsion_prior`).  Distances are invariant under rigid motions and reflections;
 the handedness a prediction needs comes from the row itself (the sign of sin θ).
+
+Condition (optional, `conditions` > 0): where a training conformer's torsions come from,
+one-hot over `SOURCES` (a crystal, or a force-field minimum), or `NULL_SOURCE` for neither
+(dropped, classifier-free guidance).  Generation asks for crystal torsions, and guidance
+w > 0 pushes them further from force-field minima: bound ligands are more extended than
+gas-phase minima, and force-field conformers outnumber crystal ones.
 """
 from __future__ import annotations
 
@@ -28,6 +34,18 @@ from ..diffusion.spaces import GraphSpace
 from ..nn.layers import mlp, sinusoidal_embedding
 from .featurize import ATOM_DIM, PAIR_DIM, PRIOR_TERMS, MoleculeGraph, molecule_graph
 from .torsions import TorsionBatch, dihedrals, relieve_clashes
+
+SOURCES = ("crystal", "force_field")
+"""Where training torsions come from: the columns of a source condition."""
+NULL_SOURCE = (0.0, 0.0)
+"""The condition of 'any source' (the unconditional model of classifier-free guidance)."""
+
+
+def source_condition(source: str, n: int) -> Tensor:
+    """Conditions [n, len(SOURCES)] asking n conformers for torsions from `source`."""
+    cond = torch.zeros(n, len(SOURCES))
+    cond[:, SOURCES.index(source)] = 1.0
+    return cond
 
 
 @dataclass
@@ -171,18 +189,30 @@ class TorsionNet(nn.Module):
     """Predicts, per torsion row of a state [T, 2], a vector in R² (ε, x₀ or v, as trained).
 
     Messages run between heavy atoms closer than `cutoff` (Å) in the conformer the state
-    describes: all pairs would cost n² per molecule, most of them far apart."""
+    describes: all pairs would cost n² per molecule, most of them far apart.  With
+    `conditions` > 0 each conformer's condition [B, conditions] (a source, see the module
+    docstring) joins the time embedding."""
 
-    def __init__(self, hidden: int = 64, layers: int = 4, rbf: int = 16, cutoff: float = 6.0):
+    def __init__(self, hidden: int = 64, layers: int = 4, rbf: int = 16, cutoff: float = 6.0,
+                 conditions: int = 0):
         super().__init__()
         self.hidden, self.cutoff = hidden, cutoff
         self.register_buffer("centres", torch.linspace(0.0, cutoff, rbf), persistent=False)
         self.embed = mlp(ATOM_DIM, hidden, hidden)
         self.time = mlp(hidden, hidden, hidden)
+        self.condition = nn.Linear(conditions, hidden, bias=False) if conditions else None
         self.convs = nn.ModuleList(PairConv(hidden, PAIR_DIM + rbf) for _ in range(layers))
         self.head = mlp(3 * hidden + 3 + 2 * PRIOR_TERMS + 5, hidden, hidden, 2)
 
-    def forward(self, x: Tensor, t: Tensor, space: ConformerSpace) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, *,
+                space: ConformerSpace) -> Tensor:
+        if (cond is None) != (self.condition is None):
+            raise ValueError("a conditioned TorsionNet needs a condition, an unconditioned one none")
+        k = space.copies(x)
+        if k > 1:  # the conditional and unconditional passes of guidance, one after the other
+            b = space.num_graphs
+            return torch.cat([self(xc, t[j * b:(j + 1) * b], cond[j * b:(j + 1) * b], space=space)
+                              for j, xc in enumerate(x.chunk(k))])
         dtype = self.centres.dtype
         pos = space.positions(x)[space.heavy].to(dtype)
         src, dst = space.pairs
@@ -192,6 +222,8 @@ class TorsionNet(nn.Module):
         rbf = torch.exp(-((dist[near] - self.centres) / width) ** 2)
         edge_index, edge_attr = space.pairs[:, near], torch.cat([space.pair_x[near].to(dtype), rbf], -1)
         temb = self.time(sinusoidal_embedding(t, self.hidden).to(dtype))
+        if cond is not None:
+            temb = temb + self.condition(cond.to(dtype))
         h = self.embed(space.atom_x.to(dtype)) + temb[space.atom_batch]
         for conv in self.convs:
             h = conv(h, edge_index, edge_attr)

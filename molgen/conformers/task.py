@@ -7,6 +7,11 @@ torsions turned to the noisy angles.  Molecules without rotatable bonds teach no
 left out.  A fixed 5% of the ligands (every 20th by InChIKey order) is held out to watch
 training: `evaluate` samples conformers for them the way `generate_conformers` does and
 reports the best-of-k heavy-atom RMSD to the crystal, beside ETKDGv3's with the same k.
+
+With `condition: source` every training conformer carries where its torsions come from (a
+crystal, or a force-field minimum of a MOSES molecule; molgen.conformers.model.SOURCES),
+replaced by the null condition with probability `cond_drop`; the model then samples crystal
+torsions, with classifier-free guidance at the sampler's guidance_scale.
 """
 from __future__ import annotations
 
@@ -45,6 +50,11 @@ class ConformerTaskConfig:
     force_field_conformers: int = 2
     eval_k: int = MISSING        # conformers per held-out molecule in `evaluate`
     sample_batch: int = MISSING  # conformers per sampling batch
+    condition: str = ""          # "" (unconditional) or "source" (see the module docstring)
+    cond_drop: float = 0.1       # p of the null condition in training (classifier-free guidance)
+
+
+CONDITIONS = ("", "source")
 
 
 class ConformerTask(GraphTask):
@@ -56,8 +66,11 @@ class ConformerTask(GraphTask):
     options = ("molecules",)
 
     def __init__(self, cfg: ConformerTaskConfig):
+        if cfg.condition not in CONDITIONS or not 0 <= cfg.cond_drop <= 1:
+            raise ValueError(f"task.condition must be one of {CONDITIONS} and cond_drop in [0, 1], "
+                             f"got {cfg.condition!r}, {cfg.cond_drop}")
         self.cfg = cfg
-        self._ligands, self._train = None, None
+        self._ligands, self._train, self._sources = None, None, None
 
     def ligands(self) -> list[tuple[int, Conformer, Chem.Mol]]:
         """(rank in InChIKey order, crystal conformer, crystal Mol) of the crystal ligands
@@ -79,12 +92,14 @@ class ConformerTask(GraphTask):
 
     def training_set(self) -> list[Conformer]:
         """The other ligands' crystal conformers, their torsions on ETKDG local structures too,
-        and the force-field conformers of MOSES molecules if configured; built on first use."""
+        and the force-field conformers of MOSES molecules if configured; built on first use,
+        with each conformer's source (a row of SOURCES) in `_sources`."""
         if self._train is None:
-            from .model import Conformer
+            from .model import SOURCES, Conformer
 
             train = [c for i, c, m in self.ligands() if i % 20]
             train += [c for i, c, m in self.ligands() if i % 20 for c in self._embedded(c, m)]
+            crystal = len(train)
             if self.cfg.force_field_molecules:
                 from .data import force_field_conformers
 
@@ -92,6 +107,8 @@ class ConformerTask(GraphTask):
                     self.cfg.force_field_molecules, self.cfg.force_field_conformers)]
                 train += [c for c in extra if len(c.graph.torsions)]
             self._train = train
+            self._sources = torch.tensor([SOURCES.index("crystal")] * crystal
+                                         + [SOURCES.index("force_field")] * (len(train) - crystal))
         return self._train
 
     def _embedded(self, crystal, mol):
@@ -114,14 +131,23 @@ class ConformerTask(GraphTask):
     def build_model(self):
         from .model import TorsionNet
 
-        return TorsionNet(self.cfg.hidden, self.cfg.layers, self.cfg.rbf, self.cfg.cutoff)
+        from .model import SOURCES
+
+        return TorsionNet(self.cfg.hidden, self.cfg.layers, self.cfg.rbf, self.cfg.cutoff,
+                          conditions=len(SOURCES) if self.cfg.condition else 0)
 
     def batch(self, n: int, generator: torch.Generator) -> Batch:
-        from .model import ConformerSpace
+        from ..diffusion import drop_condition
+        from .model import NULL_SOURCE, SOURCES, ConformerSpace
 
         train = self.training_set()
-        space = ConformerSpace([train[i] for i in torch.randint(len(train), (n,), generator=generator)])
-        return Batch(space.data(), space)
+        picks = torch.randint(len(train), (n,), generator=generator)
+        space = ConformerSpace([train[i] for i in picks])
+        cond = None
+        if self.cfg.condition:
+            cond = drop_condition(torch.eye(len(SOURCES))[self._sources[picks]], NULL_SOURCE,
+                                  self.cfg.cond_drop, generator)
+        return Batch(space.data(), space, cond)
 
     def evaluate(self, denoiser_for, sampler: SamplerConfig, n: int, *, seed: int,
                  path: str | os.PathLike | None = None, device="cpu", progress: bool = False,
@@ -151,7 +177,8 @@ class ConformerTask(GraphTask):
         with torch.no_grad():
             positions = sample_conformers(jobs, denoiser_for, sampler, seed=seed,
                                           batch_size=self.cfg.sample_batch, device=device,
-                                          clash_steps=CLASH_STEPS, progress=progress)
+                                          clash_steps=CLASH_STEPS, progress=progress,
+                                          conditioned=bool(self.cfg.condition))
         best = {"model": [], "etkdg": []}
         writer = Chem.SDWriter(str(path)) if path is not None else None
         for m, ((_, crystal), structures) in enumerate(zip(held_out, etkdg)):
@@ -176,7 +203,8 @@ class ConformerTask(GraphTask):
         if path is None:
             raise ValueError("conformers of given molecules need a file to be written to")
         entries = read_inputs(molecules)
-        model = ConformerModel(denoiser_for, sampler, self.cfg.max_atoms)
+        model = ConformerModel(denoiser_for, sampler, self.cfg.max_atoms,
+                               conditioned=bool(self.cfg.condition))
         failed, written = write_conformers(entries, path, n, model=model, seed=seed,
                                            progress=progress)
         return {"molecules": len(entries), "failed": failed, "conformers": written}
