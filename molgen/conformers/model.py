@@ -193,7 +193,7 @@ class TorsionNet(nn.Module):
     `conditions` > 0 each conformer's condition [B, conditions] (a source, see the module
     docstring) joins the time embedding."""
 
-    def __init__(self, hidden: int = 64, layers: int = 4, rbf: int = 16, cutoff: float = 6.0,
+    def __init__(self, hidden: int = 64, layers: int = 4, rbf: int = 16, *, cutoff: float = 6.0,
                  conditions: int = 0):
         super().__init__()
         self.hidden, self.cutoff = hidden, cutoff

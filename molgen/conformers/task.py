@@ -129,11 +129,9 @@ class ConformerTask(GraphTask):
         return out
 
     def build_model(self):
-        from .model import TorsionNet
+        from .model import SOURCES, TorsionNet
 
-        from .model import SOURCES
-
-        return TorsionNet(self.cfg.hidden, self.cfg.layers, self.cfg.rbf, self.cfg.cutoff,
+        return TorsionNet(self.cfg.hidden, self.cfg.layers, self.cfg.rbf, cutoff=self.cfg.cutoff,
                           conditions=len(SOURCES) if self.cfg.condition else 0)
 
     def batch(self, n: int, generator: torch.Generator) -> Batch:
