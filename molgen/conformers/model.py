@@ -23,6 +23,7 @@ gas-phase minima, and force-field conformers outnumber crystal ones.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -208,11 +209,8 @@ class TorsionNet(nn.Module):
                 space: ConformerSpace) -> Tensor:
         if (cond is None) != (self.condition is None):
             raise ValueError("a conditioned TorsionNet needs a condition, an unconditioned one none")
-        k = space.copies(x)
-        if k > 1:  # the conditional and unconditional passes of guidance, one after the other
-            b = space.num_graphs
-            return torch.cat([self(xc, t[j * b:(j + 1) * b], cond[j * b:(j + 1) * b], space=space)
-                              for j, xc in enumerate(x.chunk(k))])
+        if space.copies(x) > 1:
+            return space.per_copy(functools.partial(self, space=space), x, t, cond)
         dtype = self.centres.dtype
         pos = space.positions(x)[space.heavy].to(dtype)
         src, dst = space.pairs

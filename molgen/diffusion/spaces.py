@@ -152,6 +152,14 @@ class GraphSpace(EuclideanSpace):
                              f"{len(self.batch)} rows")
         return k
 
+    def per_copy(self, net, x: Tensor, t: Tensor, cond: Tensor | None) -> Tensor:
+        """net(x_j, t_j, cond_j) on each copy j of a state of k > 1 copies (guidance's
+        conditional and null passes), concatenated: for networks that read one copy's
+        geometry from the space at a time."""
+        b = self.num_graphs
+        return torch.cat([net(xc, t[j * b:(j + 1) * b], None if cond is None else cond[j * b:(j + 1) * b])
+                          for j, xc in enumerate(x.chunk(self.copies(x)))])
+
     def index(self, x: Tensor) -> Tensor:
         """The sample of each row of x [k·N]: batch + j·B on copy j."""
         offsets = torch.arange(self.copies(x), device=x.device) * self.num_graphs

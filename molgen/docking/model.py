@@ -21,6 +21,8 @@ the ligand-only pose prior that classifier-free guidance contrasts with).
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
@@ -102,12 +104,8 @@ class DockingNet(nn.Module):
         self.torsion_head = mlp(3 * hidden + 3 + 2 * PRIOR_TERMS + 5 + forces, hidden, hidden, 2)
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, *, space: PoseSpace) -> Tensor:
-        k = space.copies(x)
-        if k > 1:  # the conditional and unconditional passes of guidance, one after the other
-            b = space.num_graphs
-            return torch.cat([self(xc, t[j * b:(j + 1) * b],
-                                   None if cond is None else cond[j * b:(j + 1) * b], space=space)
-                              for j, xc in enumerate(x.chunk(k))])
+        if space.copies(x) > 1:
+            return space.per_copy(functools.partial(self, space=space), x, t, cond)
         dtype = self.centres.dtype
         x = x.to(dtype)
         lig, b = space.ligands, space.num_graphs
