@@ -15,6 +15,8 @@ never from the crystal coordinates.  The method returns ranked poses; recorded p
   candidates             molgen methods: every refined pose before the ranking — its Vina
                          score, intermolecular terms, intramolecular energy, RMSD to the
                          crystal and to each other pose (`candidates`): re-rankings read offline
+                         with --rescore also each pose's 'vinardo' score, as it is and
+                         after vinardo's local optimisation (and that pose's RMSD)
   pb_valid, pb_failed    PoseBusters 'redock' checks of the top-1 pose against the crystal
                          ligand and the receptor actually docked into (Receptor.to_pdb());
                          valid = every check passes except the RMSD ≤ 2 Å one, which is
@@ -179,7 +181,12 @@ def molgen_method(*, guidance: float | None = None, refine: bool = True, search:
         cpu_s = time.process_time() - start
         if captured.get("physics") is None:
             return poses, cpu_s
-        return poses, cpu_s, {"candidates": candidates(complex_.ligand, **captured)}
+        found = candidates(complex_.ligand, **captured)
+        if RESCORE["on"]:
+            found.update(rescore(complex_, receptor, box, found.pop("mol")))
+        else:
+            found.pop("mol")
+        return poses, cpu_s, {"candidates": found}
     run.__doc__ = (f"molgen, {n or 'the default number of'} poses, guidance {'default' if guidance is None else guidance}, "
                    + ("raw (sampling order)" if not refine else
                       f"Monte-Carlo search on Vina ({search or 'default'}), ranked")
@@ -193,7 +200,8 @@ def candidates(crystal: Chem.Mol, ligand: Chem.Mol, positions, physics) -> dict:
     positions per pose) before ranking, in chain order, for re-rankings read
     offline: Vina's score as `dock` ranks by it, the five unweighted intermolecular terms
     (molgen.docking.scoring.TERMS), the intramolecular energy (kcal/mol), the in-place RMSD
-    to the crystal pose and between every two poses (upper triangle, row by row)."""
+    to the crystal pose and between every two poses (upper triangle, row by row); and under
+    "mol" the poses as the conformers of one molecule (not recorded)."""
     import torch
 
     from molgen.conformers.rmsd import pairwise_heavy_atom_rmsd
@@ -211,7 +219,49 @@ def candidates(crystal: Chem.Mol, ligand: Chem.Mol, positions, physics) -> dict:
     return {"scores": [round(float(v), 4) for v in scores], "rmsd": [round(r, 4) for r in rmsd],
             "inter_terms": [[round(float(v), 4) for v in row] for row in terms],
             "intra": [round(float(v), 4) for v in intra],
-            "pair_rmsd": [round(float(v), 3) for v in pair[np.triu_indices(len(rmsd), 1)]]}
+            "pair_rmsd": [round(float(v), 3) for v in pair[np.triu_indices(len(rmsd), 1)]], "mol": mol}
+
+
+RESCORE = {"on": False, "poses": None}
+"""--rescore: whether candidates() is followed by rescore(); --save-poses: its folder."""
+
+
+def rescore(complex_: Complex, receptor: Receptor, box, mol: Chem.Mol) -> dict:
+    """The candidates rescored by AutoDock Vina's 'vinardo' function (molgen.docking.vina.
+    VinaScorer; receptor typed by meeko as for Vina): each pose's score as it is, its score
+    after vinardo's local optimisation and that optimised pose's in-place RMSD to the crystal,
+    and the CPU seconds this took (not charged to the method).  The grid maps cover the box
+    and every pose, 3 Å beyond.  With --save-poses the poses
+    (all atoms, chain order, their scores as SD properties) go to <dir>/<set>_<name>.sdf.gz."""
+    import gzip
+
+    from molgen.docking.vina import VinaScorer
+
+    start = time.process_time()
+    pdbqt, _, _ = vina_receptor(receptor)
+    poses = [Chem.Mol(mol, confId=c.GetId()) for c in mol.GetConformers()]
+    # Vina refuses a ligand outside its grid, and a pose may reach past the docking box
+    xyz = np.concatenate([c.GetPositions() for c in mol.GetConformers()])
+    low, high = np.minimum(xyz.min(0), np.subtract(box[0], np.divide(box[1], 2))) - 3, \
+        np.maximum(xyz.max(0), np.add(box[0], np.divide(box[1], 2))) + 3
+    scorer = VinaScorer(pdbqt, poses[0], ((low + high) / 2, high - low), scoring="vinardo")
+    scores, optimised = [scorer.score(p) for p in poses], [scorer.optimize(p) for p in poses]
+    out = {"vinardo": [round(v, 4) for v in scores],
+           "vinardo_opt": [round(e, 4) for _, e in optimised],
+           "vinardo_opt_rmsd": [round(rmsd_in_place(p, complex_.ligand), 4) for p, _ in optimised],
+           "rescore_cpu_s": round(time.process_time() - start, 2)}
+    if RESCORE["poses"] is not None:
+        RESCORE["poses"].mkdir(parents=True, exist_ok=True)
+        path = RESCORE["poses"] / f"{complex_.set}_{complex_.name}.sdf.gz"
+        with gzip.open(path, "wt") as f:
+            writer = Chem.SDWriter(f)
+            for i, pose in enumerate(poses):
+                pose.SetProp("_Name", f"{complex_.name} candidate {i}")
+                pose.SetDoubleProp("vinardo", scores[i])
+                pose.SetDoubleProp("vinardo_opt", optimised[i][1])
+                writer.write(pose)
+            writer.close()
+    return out
 
 
 def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box, seed: int, *,
@@ -542,6 +592,10 @@ def main(argv=None):
     p.add_argument("--data", type=Path, default=None, help="data root (default $MOLGEN_DATA)")
     p.add_argument("--checkpoint", default=None,
                    help="docking model of the molgen methods (default: the shipped model)")
+    p.add_argument("--rescore", action="store_true",
+                   help="molgen methods: rescore every candidate with Vina's 'vinardo' function (rescore())")
+    p.add_argument("--save-poses", type=Path, default=None, metavar="DIR",
+                   help="with --rescore: write every candidate pose to DIR/<set>_<name>.sdf.gz")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"summary JSON (default {DEFAULT_OUT})")
     args = p.parse_args(argv)
     unknown = [m for m in args.methods if m not in METHODS]
@@ -549,6 +603,7 @@ def main(argv=None):
         p.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     RDLogger.DisableLog("rdApp.*")
     _MODEL["path"] = args.checkpoint
+    RESCORE.update(on=args.rescore, poses=args.save_poses)
     complexes_path = args.out.with_name(args.out.stem + "_complexes.json")
     records = load_records(complexes_path) if args.merge or args.include or args.report else {}
     for other in args.include:

@@ -11,9 +11,14 @@ terms, the intramolecular energy, RMSDs to the crystal and between poses) and co
   consensus     Vina's score − λ · log(1 + the poses within c Å of this one): many chains
                 ending in one pose as evidence of a broad funnel (c, λ from a grid)
   reweighted    a linear score over the terms, the intramolecular energy and the two
-                consensus counts, fitted as a conditional logit (the softmax over a
+                consensus counts (and, in records of `docking.py --rescore`, the two
+                vinardo scores), fitted as a conditional logit (the softmax over a
                 complex's poses should put its mass on the poses within 2 Å), its weights
                 shrunk toward Vina's own ranking with a penalty α from a grid
+  vinardo       records of `docking.py --rescore`: the pose's score by Vina's other function,
+                vinardo (Quiroga & Villarreal 2016), as it is or after vinardo's own local
+                optimisation (the setting); the pose returned and judged stays the refined one
+  blend         (1 − a) · Vina's score + a · vinardo's optimised score, a from a grid
 
 Protocol: the rankings' settings (c, λ, α) are chosen by 5-fold cross-validation over the
 validation complexes (`--fit`, a per-complex records file of `--part valid`), the chosen
@@ -39,6 +44,8 @@ FOLDS = 5
 CONSENSUS_RADII = (1.0, 2.0)
 CONSENSUS_WEIGHTS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
 SHRINKAGE = (0.01, 0.1, 1.0, 10.0)
+VINARDO = ("vinardo", "vinardo_opt")  # as it is, after its own local optimisation
+BLEND = (0.25, 0.5, 0.75)
 
 
 class Complex:
@@ -56,8 +63,9 @@ class Complex:
         self.pair += self.pair.T
         support = [np.log1p((self.pair < r).sum(1) - 1) for r in CONSENSUS_RADII]
         self.support = dict(zip(CONSENSUS_RADII, support))
+        self.vinardo = {k: np.asarray(c[k], dtype=float) for k in VINARDO if k in c}
         self.features = np.column_stack([self.scores, np.asarray(c["inter_terms"]),
-                                         np.asarray(c["intra"]), *support])
+                                         np.asarray(c["intra"]), *support, *self.vinardo.values()])
 
     def ranked(self, value: np.ndarray) -> list[int]:
         """Distinct poses, best (lowest value) first, a pose within DISTINCT Å of a better
@@ -146,6 +154,9 @@ def choose(complexes: list[Complex], family: str):
     if family == "consensus":
         grid = [(r, w) for r in CONSENSUS_RADII for w in CONSENSUS_WEIGHTS]
         return max(grid, key=lambda s: rate(complexes, consensus(s))[0])
+    if family in ("vinardo", "blend"):
+        grid = VINARDO if family == "vinardo" else BLEND
+        return max(grid, key=lambda s: rate(complexes, ranking(family, s))[0])
     fits = [(a, fit_reweighted(complexes, a)) for a in SHRINKAGE]
     return max(fits, key=lambda s: rate(complexes, reweighted(s[1]))[0])
 
@@ -156,6 +167,10 @@ def ranking(family: str, setting):
         return lambda c: c.scores
     if family == "consensus":
         return consensus(setting)
+    if family == "vinardo":
+        return lambda c: c.vinardo[setting]
+    if family == "blend":
+        return lambda c: (1 - setting) * c.scores + setting * c.vinardo["vinardo_opt"]
     return reweighted(setting[1])
 
 
@@ -166,7 +181,8 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     valid = load(args.fit)
-    families = ("vina", "consensus", "reweighted")
+    rescored = all(len(c.vinardo) == len(VINARDO) for c in valid)
+    families = ("vina", "consensus", "reweighted") + (("vinardo", "blend") if rescored else ())
     report = {"validation": {"n": len(valid)}, "cross_validated": {}, "chosen": {}, "test": {}}
     for family in families:
         report["validation"][family] = cv = cross_validated(valid, family)

@@ -90,6 +90,27 @@ def test_vina_scores_docks_and_optimises_a_small_complex(astex):
 
 
 @needs_data
+def test_one_scorer_rescores_many_poses_as_fresh_ones_would(astex):
+    from molgen.docking.vina import VinaScorer, prepare_receptor, vina_dock, vina_score
+
+    c = astex[SMALL]
+    receptor = prepare_receptor(read_receptor(c.receptor_path))
+    box = ligand_box(c.ligand)
+    poses = vina_dock(receptor, c.ligand, box, exhaustiveness=1, n_poses=3, seed=1)
+    scorer = VinaScorer(receptor, c.ligand, box)  # its maps serve every pose of the ligand
+    for pose in poses:
+        assert scorer.score(pose) == pytest.approx(vina_score(receptor, pose, box), abs=1e-3)
+    vinardo = VinaScorer(receptor, c.ligand, box, scoring="vinardo")
+    as_is = vinardo.score(c.ligand)
+    optimised, energy = vinardo.optimize(c.ligand)
+    assert math.isfinite(as_is) and energy <= as_is + 1e-3
+    assert abs(as_is - vina_score(receptor, c.ligand, box)) > 0.1  # another function
+    assert vinardo.score(optimised) == pytest.approx(energy, abs=0.05)
+    with pytest.raises(ValueError, match="unknown Vina scoring function"):
+        VinaScorer(receptor, c.ligand, box, scoring="ad4")
+
+
+@needs_data
 def test_benchmark_one_complex(tmp_path):
     out = tmp_path / "docking.json"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "docking.py"), "--sets",
