@@ -601,6 +601,8 @@ def main(argv=None):
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown and not args.report:
         p.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if args.save_poses is not None and not args.rescore:
+        p.error("--save-poses writes the poses --rescore reads: give both")
     RDLogger.DisableLog("rdApp.*")
     _MODEL["path"] = args.checkpoint
     RESCORE.update(on=args.rescore, poses=args.save_poses)
