@@ -183,9 +183,7 @@ def molgen_method(*, guidance: float | None = None, refine: bool = True, search:
             return poses, cpu_s
         found = candidates(complex_.ligand, **captured)
         if RESCORE["on"]:
-            found.update(rescore(complex_, receptor, box, found.pop("mol")))
-        else:
-            found.pop("mol")
+            found.update(rescore(complex_, receptor, box, captured["ligand"], captured["positions"]))
         return poses, cpu_s, {"candidates": found}
     run.__doc__ = (f"molgen, {n or 'the default number of'} poses, guidance {'default' if guidance is None else guidance}, "
                    + ("raw (sampling order)" if not refine else
@@ -200,8 +198,7 @@ def candidates(crystal: Chem.Mol, ligand: Chem.Mol, positions, physics) -> dict:
     positions per pose) before ranking, in chain order, for re-rankings read
     offline: Vina's score as `dock` ranks by it, the five unweighted intermolecular terms
     (molgen.docking.scoring.TERMS), the intramolecular energy (kcal/mol), the in-place RMSD
-    to the crystal pose and between every two poses (upper triangle, row by row); and under
-    "mol" the poses as the conformers of one molecule (not recorded)."""
+    to the crystal pose and between every two poses (upper triangle, row by row)."""
     import torch
 
     from molgen.conformers.rmsd import pairwise_heavy_atom_rmsd
@@ -219,14 +216,14 @@ def candidates(crystal: Chem.Mol, ligand: Chem.Mol, positions, physics) -> dict:
     return {"scores": [round(float(v), 4) for v in scores], "rmsd": [round(r, 4) for r in rmsd],
             "inter_terms": [[round(float(v), 4) for v in row] for row in terms],
             "intra": [round(float(v), 4) for v in intra],
-            "pair_rmsd": [round(float(v), 3) for v in pair[np.triu_indices(len(rmsd), 1)]], "mol": mol}
+            "pair_rmsd": [round(float(v), 3) for v in pair[np.triu_indices(len(rmsd), 1)]]}
 
 
 RESCORE = {"on": False, "poses": None}
 """--rescore: whether candidates() is followed by rescore(); --save-poses: its folder."""
 
 
-def rescore(complex_: Complex, receptor: Receptor, box, mol: Chem.Mol) -> dict:
+def rescore(complex_: Complex, receptor: Receptor, box, ligand: Chem.Mol, positions) -> dict:
     """The candidates rescored by AutoDock Vina's 'vinardo' function (molgen.docking.vina.
     VinaScorer; receptor typed by meeko as for Vina): each pose's score as it is, its score
     after vinardo's local optimisation and that optimised pose's in-place RMSD to the crystal,
@@ -235,10 +232,12 @@ def rescore(complex_: Complex, receptor: Receptor, box, mol: Chem.Mol) -> dict:
     (all atoms, chain order, their scores as SD properties) go to <dir>/<set>_<name>.sdf.gz."""
     import gzip
 
+    from molgen.docking.api import _with_conformers
     from molgen.docking.vina import VinaScorer
 
     start = time.process_time()
     pdbqt, _, _ = vina_receptor(receptor)
+    mol = _with_conformers(ligand, positions)
     poses = [Chem.Mol(mol, confId=c.GetId()) for c in mol.GetConformers()]
     # Vina refuses a ligand outside its grid, and a pose may reach past the docking box
     xyz = np.concatenate([c.GetPositions() for c in mol.GetConformers()])
