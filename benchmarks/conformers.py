@@ -28,8 +28,9 @@ Methods:
                            steps, start time (< 1: refine ETKDG's torsions) and L ETKDG
                            local structures per molecule (defaults: the model's); settings
                            are SamplerConfig's grid fields (spacing, t_min, rho, sigma_min,
-                           sigma_max), the sampler's options (e.g. eta) or
-                           particle_guidance (its weight), e.g.
+                           sigma_max), the sampler's options (e.g. eta),
+                           particle_guidance (its weight) or oversample (the pool
+                           per conformer kept; see generate_conformers), e.g.
                            molgen:dpmpp_2m:10:spacing=logsnr:t_min=0.001
 
     python benchmarks/conformers.py --limit 20 --k 1 10 --methods etkdg etkdg_mmff
@@ -62,7 +63,7 @@ from molgen.conformers.featurize import molecule_graph
 from molgen.conformers.quality import conformer_quality
 from molgen.conformers.rmsd import heavy_atom_rmsd
 from molgen.conformers.torsions import TorsionBatch, dihedrals
-from molgen.data.checks import check_real
+from molgen.data.checks import check_int, check_real
 from molgen.data.qm9 import QM9
 from molgen.data.paths import default_data_root
 from molgen.diffusion import SamplerConfig
@@ -183,9 +184,11 @@ def make_method(spec: str, args):
         raise SystemExit(f"unknown method {spec!r}: use etkdg, etkdg_mmff or "
                          f"molgen:<sampler>:<steps>[:<start>[:<L>]][:<setting>=<value>...]") from None
     model = ConformerModel.load(args.model)
-    try:
+    try:  # generate_conformers' own options; the other settings are the sampler's
         guidance = float(settings.pop("particle_guidance", 0))
         check_real("particle_guidance", guidance, 0)
+        oversample = int(settings.pop("oversample", 1))
+        check_int("oversample", oversample, 1)
     except ValueError as exc:
         raise SystemExit(f"{spec!r}: {exc}") from None
     if settings:  # the grid and options of the method's sampler
@@ -197,7 +200,7 @@ def make_method(spec: str, args):
     run = lambda mol, k: generate_conformers(mol, num_confs=k, seed=args.seed, sampler=sampler,
                                              steps=steps, start=start, model=model,
                                              local_structures=local,
-                                             particle_guidance=guidance)
+                                             particle_guidance=guidance, oversample=oversample)
     run(Chem.AddHs(Chem.MolFromSmiles("CCCCO")), 2)  # warm-up outside the timings
     return run
 

@@ -174,6 +174,10 @@ def _build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--prune", type=float, default=None, metavar="RMSD",
                       help="drop conformers within RMSD Å (heavy atoms) of a kept one, lower "
                            "in energy when relaxed (default: keep all)")
+    conf.add_argument("--oversample", type=int, default=1, metavar="M",
+                      help="sample M times -n torsion sets and keep the -n that cover them "
+                           "best (k-medoids on RMSD): more accurate best-of-n at about M times "
+                           "the sampling time (default: %(default)s)")
     conf.add_argument("--checkpoint", default=None, metavar="PATH",
                       help="conformer model checkpoint (default: the shipped model)")
     conf.add_argument("--threads", type=int, default=None, metavar="N",
@@ -367,7 +371,7 @@ def _conformers(args) -> int:
         failed, written = write_conformers(
             entries, args.output, args.num_samples, on_error=report,
             model=ConformerModel.load(args.checkpoint), seed=args.seed, sampler=args.sampler,
-            steps=args.steps, relax=args.relax, prune_rms=args.prune)
+            steps=args.steps, relax=args.relax, prune_rms=args.prune, oversample=args.oversample)
     print(f"conformers: {len(entries) - failed} molecules"
           f"{f' ({failed} failed)' if failed else ''}, {written} conformers in "
           f"{time.perf_counter() - start:.1f} s -> {args.output}")

@@ -191,6 +191,7 @@ def test_prune_drops_a_moved_duplicate_and_keeps_distinct_conformers():
     ({"prune_rms": -1}, "prune_rms"), ({"prune_rms": float("nan")}, "prune_rms"),
     ({"seed": 2**32}, "seed must be an integer in 0..4294967295"),
     ({"num_confs": 10_001}, "num_confs must be an integer in 1..10000"),
+    ({"oversample": 5_001}, "num_confs × oversample must be at most 10000"),
 ])
 def test_bad_options_fail_at_once_and_leave_no_file(tmp_path, options, message):
     from molgen.conformers.api import generate_conformers, write_conformers

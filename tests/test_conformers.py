@@ -235,18 +235,40 @@ def test_clash_relief_clears_crowded_conformers_and_leaves_the_rest_alone():
         assert isomeric(after, c) == isomeric(mol, 0)
 
 
-def test_least_clashing_keeps_the_cleanest_conformers_in_order():
-    from molgen.conformers.postprocess import least_clashing
+def test_diverse_keeps_one_clean_conformer_of_each_cluster():
+    from molgen.conformers.postprocess import diverse, kmedoids
     from molgen.conformers.quality import clash_counts
 
-    mol = embedded("OCCCCCCCCF", n=4, seed=1)
-    pos = positions(mol, 1).numpy()
-    far = [i for i in range(mol.GetNumAtoms()) if Chem.GetDistanceMatrix(mol)[0, i] >= 6][0]
-    mol.GetConformer(1).SetAtomPosition(far, pos[0].tolist())  # on top of atom 0: a clash
-    assert clash_counts(mol)[1] > 0 and not clash_counts(mol)[[0, 2, 3]].any()
-    kept = least_clashing(mol, 3)
-    assert [np.allclose(positions(kept, i), positions(mol, j)) for i, j in enumerate((0, 2, 3))] == [True] * 3
-
+    # three distinct conformers, each four times, jiggled by ~0.005 A: three tight clusters;
+    # the last copy of conformer 1 is jiggled most, so that it is not its cluster's medoid
+    base = embedded("OCCCCCCCCF", n=3, seed=1)
+    mol = Chem.Mol(base)
+    mol.RemoveAllConformers()
+    rng = np.random.default_rng(0)
+    for copy in range(4):
+        for c in range(3):
+            scale = 0.03 if (copy, c) == (3, 1) else 0.003
+            xyz = positions(base, c).numpy() + rng.normal(scale=scale, size=(base.GetNumAtoms(), 3))
+            add_conformers(mol, [torch.tensor(xyz)])
+    # every copy of conformer 1 but the last gets a clash: a hydrogen moved onto a far atom,
+    # which leaves the heavy-atom RMSD, and so the clusters, as they were
+    h = next(a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() == 1)
+    far = int(np.argmax(Chem.GetDistanceMatrix(mol)[h]))
+    for conf_id in (1, 4, 7):
+        mol.GetConformer(conf_id).SetAtomPosition(h, (positions(mol, conf_id)[far] + 0.3).tolist())
+    assert clash_counts(mol)[[1, 4, 7]].all() and not clash_counts(mol)[[0, 2, 10]].any()
+    kept = diverse(mol, 3)
+    assert kept.GetNumConformers() == 3 and not clash_counts(kept).any()
+    # one of each cluster: every base conformer within 0.05 A of exactly one kept one
+    from molgen.conformers.rmsd import heavy_atom_rmsd
+    for c in range(3):
+        ref = Chem.Mol(base, confId=c)
+        assert (heavy_atom_rmsd(kept, ref) < 0.05).sum() == 1
+    # k-medoids on points of a line with two clumps: one medoid in each, whatever the seed point
+    x = np.array([0.0, 0.1, 0.2, 5.0, 5.1, 5.2])
+    assert sorted(kmedoids(np.abs(x[:, None] - x[None]), 2)) == [1, 4]
+    with pytest.raises(ValueError, match="equal shares"):
+        diverse(mol, 5)
 
 def test_generate_conformers_batches_lists_and_reports_failures(small_model):
     inputs = ["CCCCO", "not a smiles", "c1ccccc1", Chem.MolFromSmiles("C[Si](C)(C)C"), "CC(=O)Oc1ccccc1C(=O)O"]
