@@ -84,7 +84,7 @@ def diverse(mol: Chem.Mol, n: int) -> Chem.Mol:
     conformer to its nearest kept one, which is best-of-n accuracy when the pool is drawn
     like the truth; clusters, not single conformers, pay for the clash filter."""
     conformers = list(mol.GetConformers())
-    ratio, rest = divmod(len(conformers), n)
+    ratio, rest = divmod(len(conformers), max(n, 1))
     if n < 1 or rest:
         raise ValueError(f"cannot keep {n} of {len(conformers)} conformers in equal shares")
     clashes = clash_counts(mol)
