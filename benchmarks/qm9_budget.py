@@ -1,9 +1,11 @@
 """QM9 quality per CPU budget (issue 16): which denoiser to train when the budget is a few
 CPU-hours on one thread.
 
-  train     train one architecture of ARCHS with experiment=qm9's recipe on one thread, and
-            export its EMA weights at each budget point (CPU-minutes of the training loop,
-            time.process_time, so that other jobs on a shared machine do not shorten a run).
+  train     train one architecture of ARCHS with experiment=qm9's recipe on OMP_NUM_THREADS
+            threads (one for the curve; each snapshot records its chunk's), and export its
+            EMA weights at each budget point (CPU-minutes of the training loop over all its
+            threads, time.process_time, so that other jobs on a shared machine do not shorten
+            a run).
             Resumable: a stopped run continues from its last budget point.
   evaluate  sample every exported snapshot with one sampler (--sampler, default the
             experiment's; EDM's metrics of n molecules, the same seed for all), cached per
@@ -74,6 +76,7 @@ def cmd_train(args) -> int:
                           "wall_seconds_this_chunk": time.perf_counter() - wall0,
                           "epochs": trainer.step * trainer.cfg.batch_size / QM9_TRAIN,
                           "parameters": params, "model": model.name,
+                          "threads": torch.get_num_threads(),
                           "loadavg": list(os.getloadavg())})
         write_json(arch_dir / "snapshots.json", snapshots)
         print(f"{args.arch}: {minutes:g} CPU-min, step {trainer.step}", flush=True)
@@ -82,8 +85,10 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     results = {"protocol": "experiment=qm9 (EDM's recipe: polynomial schedule, eps, lr 1e-4, "
-                           "batch 64, EMA 0.9999 with warm-up), one CPU thread per run; budget = "
-                           "CPU seconds of the training loop (time.process_time); each snapshot's "
+                           "batch 64, EMA 0.9999 with warm-up), one CPU thread per run unless a "
+                           "snapshot records more ('threads': those of the chunk that ended "
+                           "there); budget = CPU seconds of the training loop over all its "
+                           "threads (time.process_time); each snapshot's "
                            "EMA weights sampled with one or more samplers ('default': the "
                            "experiment's), the same seed, hence the same atom counts and x_T, for "
                            "all; EDM's metrics (molgen.metrics.molecules). QM9 generation has no "
@@ -157,7 +162,7 @@ def plot(results: dict, path: Path) -> None:
                 if points:
                     ax.plot(*zip(*points), styles[label], marker="o", color=f"C{colour}",
                             label=f"{arch}, {label}")
-        ax.set(title=title, xlabel="training CPU-minutes (one thread)", ylabel="%", ylim=(0, 100))
+        ax.set(title=title, xlabel="training CPU-minutes", ylabel="%", ylim=(0, 100))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=6)
     fig.suptitle("QM9, experiment=qm9's recipe per architecture")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from molecule_helpers import needs_qm9
 from molgen.data.paths import default_cache_dir, default_data_root
@@ -295,6 +296,7 @@ def test_qm9_budget_tiny_run_resumes_at_its_last_budget_point(qm9_cache, tmp_pat
     assert rows[1]["samples"]["ddpm_3_spacing=trailing_n3"]["sampler"]["kind"] == "ddpm"
     assert [r["minutes"] for r in rows] == [0.01, 0.1] and list(data["architectures"]) == ["nequip_3"]
     assert 0.6 <= rows[0]["cpu_seconds"] < rows[1]["cpu_seconds"] and 0 < rows[0]["step"] < rows[1]["step"]
+    assert [r["threads"] for r in rows] == [torch.get_num_threads()] * 2  # whose CPU time the budget counts
     assert all(0 <= m[k] <= 1 for r in rows for m in r["samples"].values()
                for k in ("atom_stability", "molecule_stability", "validity"))
     assert out.with_suffix(".png").stat().st_size > 0
