@@ -11,6 +11,7 @@ import contextlib
 import sys
 import time
 import warnings
+from pathlib import Path
 
 from . import __version__
 from .diffusion import SAMPLERS, Denoiser, SamplerConfig, make_schedule
@@ -277,6 +278,7 @@ def _demo(args) -> int:
     from .data.toy import ExactEpsModel, mixture_2d
     from .tasks.toy import evaluate_2d
 
+    _check_output(args.output, (".png",), "a PNG image")
     start = time.perf_counter()
     sampler = SamplerConfig(kind=args.sampler, steps=args.steps)
     mixture, schedule = mixture_2d(args.mixture), make_schedule(args.schedule)
@@ -311,6 +313,17 @@ TASK_OPTIONS = {"atoms": "--atoms", "target": "--target", "label": "--class",
 """The options of Task.evaluate that `molgen sample` sets, and their flags."""
 
 
+def _check_output(path: str, suffixes: tuple[str, ...], kind: str) -> None:
+    """Before any work: -o must name the format that is written, in a folder that exists
+    (otherwise a run would end without its file, or with a PDB called .xyz)."""
+    if not path.lower().endswith(suffixes):
+        raise ValueError(f"-o {path}: the output is {kind}, so its name must end in "
+                         f"{' or '.join(suffixes)}")
+    folder = Path(path).absolute().parent
+    if not folder.is_dir():
+        raise ValueError(f"-o {path}: folder {folder} does not exist")
+
+
 def _sample(args) -> int:
     import torch
 
@@ -333,6 +346,8 @@ def _sample(args) -> int:
               "t_min": args.t_min, "guidance_scale": args.guidance}
     sampler = trained.sampler.replace(**{k: v for k, v in chosen.items() if v is not None})
     output = args.output or trained.task.samples_file
+    suffix = Path(trained.task.samples_file).suffix
+    _check_output(output, (suffix,), f"a {suffix[1:].upper()} file")
     start = time.perf_counter()
     metrics = trained.task.evaluate(trained.denoiser, sampler, args.num_samples, seed=args.seed,
                                     path=output, device=args.device, progress=True, **options)
@@ -355,6 +370,7 @@ def _conformers(args) -> int:
         raise ValueError(f"-n must be in 1..{MAX_CONFS} (conformers per molecule), got {args.num_samples}")
     if args.prune is not None and not args.prune >= 0:  # nan too
         raise ValueError(f"--prune must be a number >= 0, got {args.prune}")
+    _check_output(args.output, (".sdf", ".sdf.gz"), "an SDF")
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
@@ -386,6 +402,7 @@ def _backbones(args) -> int:
 
     if args.num_samples < 1:
         raise ValueError(f"-n must be >= 1, got {args.num_samples}")
+    _check_output(args.output, (".pdb",), "a PDB file")
     lengths = args.length or [None]
     if len(lengths) not in (1, args.num_samples):
         raise ValueError(f"--length takes one value or one per chain ({args.num_samples}), "
@@ -424,6 +441,7 @@ def _dock(args) -> int:
 
     if args.raw and args.rounds is not None:
         raise DockingInputError("--raw and --rounds exclude each other: raw poses are not searched from")
+    _check_output(args.output, (".sdf",), "an SDF")
     try:
         refine = not args.raw and (SearchConfig() if args.rounds is None else SearchConfig(rounds=args.rounds))
     except ValueError as e:

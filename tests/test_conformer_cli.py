@@ -76,7 +76,8 @@ def test_failed_molecules_are_reported_and_the_others_written(capsys, tmp_path, 
     (["CCO", "--seed", "-1"], "seed must be an integer in 0..4294967295"),
     (["CCO", "--threads", "0"], "--threads must be >= 1"),
     (["CCO", "--oversample", "0"], "oversample must be an integer >= 1"),
-    (["CCO", "-o", "no/dir/out.sdf"], "no/dir/out.sdf"),
+    (["CCO", "-o", "no/dir/out.sdf"], "-o no/dir/out.sdf: folder"),
+    (["CCO", "-o", "out.xyz"], "its name must end in .sdf or .sdf.gz"),
 ])
 def test_usage_errors_are_one_line_with_status_2(capsys, tmp_path, loaded, args, message):
     empty = tmp_path / "empty.smi"
