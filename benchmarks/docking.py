@@ -50,6 +50,8 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
                          2026-11-30: a pose within 1 Å of a better one)
   molgen_local           the same with 0 rounds: each sampled pose only locally optimised
   molgen_r20, molgen_r40, molgen_r80  the same with 20, 40 or 80 rounds
+  molgen_r40_s60         40 rounds of 60 Adam steps each (the default: 80 of 30), the same work
+  molgen_lr04            molgen with Adam's step size 0.04 in every local optimisation (the default: 0.02)
   molgen_etkdg           molgen with the ligand's ETKDG local structures not minimised with
                          MMFF94 (api.LOCAL_STRUCTURE_FORCEFIELD = None)
   molgen_ls1             molgen with all its poses on one local structure (the default: one per 4 poses,
@@ -299,6 +301,8 @@ METHODS = {"vina1": vina_method(1), "vina8": vina_method(8), "vina32": vina_meth
            "molgen": molgen_method(), "molgen_raw": molgen_method(refine=False),
            "molgen_local": molgen_method(search=dict(rounds=0)),
            **{f"molgen_r{r}": molgen_method(search=dict(rounds=r)) for r in (20, 40, 80)},
+           "molgen_r40_s60": molgen_method(search=dict(rounds=40, steps=60)),
+           "molgen_lr04": molgen_method(search=dict(lr=0.04)),
            "molgen_etkdg": molgen_method(relaxed=False),
            "molgen_ls1": molgen_method(structures=1),
            "molgen_n40": molgen_method(n=40), "molgen_n60": molgen_method(n=60),

@@ -280,7 +280,7 @@ def test_minimised_local_structures_lower_the_force_field_energy_and_keep_the_mo
 def test_search_settings_are_checked():
     from molgen.docking.refine import SearchConfig
 
-    for bad in (dict(rounds=-1), dict(steps=2.5), dict(polish_steps=True)):
+    for bad in (dict(rounds=-1), dict(steps=2.5), dict(polish_steps=True), dict(lr=0), dict(lr=float('nan'))):
         with pytest.raises(ValueError, match="search "):
             SearchConfig(**bad)
     assert SearchConfig(rounds=0).rounds == 0

@@ -19,6 +19,7 @@ import torch
 from rdkit import Chem
 from torch import Tensor
 
+from ..data.checks import check_int, check_real
 from ..diffusion.spaces import segment_sum
 from .pose import TRANSLATION_SCALE, PoseSpace, rotation_from_6d
 from .receptor import Receptor
@@ -101,12 +102,12 @@ class SearchConfig:
     rounds: int = 80
     steps: int = 30
     polish_steps: int = 50
+    lr: float = 0.02
 
     def __post_init__(self):
         for key in ("rounds", "steps", "polish_steps"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"search {key} must be an integer >= 0, got {value!r}")
+            check_int(f"search {key}", getattr(self, key), 0)
+        check_real("search lr", self.lr, 1e-6)
 
 
 def search(space: PoseSpace, x: Tensor, physics: "Physics", *, config: SearchConfig,
@@ -117,10 +118,11 @@ def search(space: PoseSpace, x: Tensor, physics: "Physics", *, config: SearchCon
     maps (`Physics.grid_energy`); the best state each chain visited is then optimised on the
     exact function (config.polish_steps).  Returns those states and their exact energies [B]."""
     steps = config.steps
-    x, e = minimize(space, x, physics.grid_energy, steps=steps)
+    x, e = minimize(space, x, physics.grid_energy, steps=steps, lr=config.lr)
     best_x, best_e = x, e
     for _ in range(config.rounds):
-        y, ey = minimize(space, mutate(space, x, generator), physics.grid_energy, steps=steps)
+        y, ey = minimize(space, mutate(space, x, generator), physics.grid_energy, steps=steps,
+                         lr=config.lr)
         u = torch.rand(len(e), generator=generator).to(e)
         accept = (ey < e) | (u < torch.exp((e - ey) / TEMPERATURE))
         x = torch.where(accept[space.batch, None], y, x)
@@ -128,7 +130,7 @@ def search(space: PoseSpace, x: Tensor, physics: "Physics", *, config: SearchCon
         better = e < best_e
         best_x = torch.where(better[space.batch, None], x, best_x)
         best_e = torch.where(better, e, best_e)
-    return minimize(space, best_x, physics.energy, steps=config.polish_steps)
+    return minimize(space, best_x, physics.energy, steps=config.polish_steps, lr=config.lr)
 
 
 def _in_ball(n: int, generator: torch.Generator) -> Tensor:
