@@ -98,8 +98,9 @@ class SearchConfig:
     optimisation on the grid maps, and of the final one on the exact function, and Adam's
     step size for all of them (`minimize`).  80 rounds were chosen two-fold against 40
     (benchmarks/README.md: each test set deciding for the other, CASF 4 complexes won to 0,
-    Astex 4 to 3), at about Vina's CPU time or below; lr 0.04, and 40 rounds of 60 steps,
-    tied this on the validation complexes."""
+    Astex 4 to 3), at about Vina's CPU time or below.  On the validation complexes lr 0.04
+    tied it (61 against 62 top-1) and 40 rounds of 60 steps won 64 to 62, its CPU and test
+    sets not yet measured (benchmarks/README.md)."""
 
     rounds: int = 80
     steps: int = 30
