@@ -50,7 +50,8 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
                          2026-11-30: a pose within 1 Å of a better one)
   molgen_local           the same with 0 rounds: each sampled pose only locally optimised
   molgen_r20, molgen_r40, molgen_r80  the same with 20, 40 or 80 rounds
-  molgen_r40_s60         40 rounds of 60 Adam steps each (the default: 80 of 30), the same work
+  molgen_r40_s60         40 rounds of 60 Adam steps each (the default: 80 of 30): the same Adam steps,
+                         half the mutations
   molgen_lr04            molgen with Adam's step size 0.04 in every local optimisation (the default: 0.02)
   molgen_etkdg           molgen with the ligand's ETKDG local structures not minimised with
                          MMFF94 (api.LOCAL_STRUCTURE_FORCEFIELD = None)
