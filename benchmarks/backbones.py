@@ -7,7 +7,9 @@ Rows, at each length L (--lengths), --n chains each:
   random walk    self-avoiding random walks with 3.8 Å steps (the floor)
   <sampler>:<NFE> the model (--checkpoint) with that core sampler and step count, with the
                  shipped clash guidance; with each other weight λ of --clash a row
-                 "<sampler>:<NFE> clash=λ" (molgen.proteins.sterics)
+                 "<sampler>:<NFE> clash=λ" (molgen.proteins.sterics), and with each other
+                 gain g of --target-gain on the drawn composition targets a row
+                 "... gain=g" (molgen.proteins.task.BackboneTask.targets)
 Metrics (molgen.metrics.backbones): fraction of virtual bonds within 3.8 ± 0.2 Å, of chains
 without a Cα clash (< 3 Å), of right-handed helical dihedrals; Jensen–Shannon divergence
 (bits) of the virtual angle τ and dihedral α histograms against all test segments; mean
@@ -69,6 +71,7 @@ from molgen.metrics import backbones as geometry
 from molgen.proteins.api import BackboneModel
 from molgen.proteins.motif import MOTIF_METHODS, RECONSTRUCTION_WEIGHT, Motif, motif_rmsd
 from molgen.proteins.sterics import CLASH_WEIGHT
+from molgen.proteins.task import TARGET_GAIN
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "backbones.json"
@@ -335,6 +338,9 @@ def main(argv=None):
     p.add_argument("--clash", type=float, nargs="+", default=[CLASH_WEIGHT],
                    help="clash-guidance weights λ of the geometry rows (default: the shipped one, "
                         "%(default)s)")
+    p.add_argument("--target-gain", type=float, nargs="+", default=[TARGET_GAIN],
+                   help="gains on the drawn helix and strand targets of the geometry rows "
+                        "(default: the shipped one, %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON path (default {DEFAULT_OUT})")
@@ -347,10 +353,13 @@ def main(argv=None):
             sampler_of(model, spec)
         except ValueError as exc:
             p.error(str(exc))
-    if any(not np.isfinite(c) or c < 0 for c in args.clash):
-        p.error(f"--clash weights must be finite and >= 0, got {args.clash}")
-    model_rows = [(spec if c == CLASH_WEIGHT else f"{spec} clash={c:g}", spec, c)
-                  for spec in ([] if model is None else args.samplers) for c in args.clash]
+    for flag, values in (("--clash", args.clash), ("--target-gain", args.target_gain)):
+        if any(not np.isfinite(v) or v < 0 for v in values):
+            p.error(f"{flag} values must be finite and >= 0, got {values}")
+    model_rows = [(spec + ("" if c == CLASH_WEIGHT else f" clash={c:g}")
+                   + ("" if gain == TARGET_GAIN else f" gain={gain:g}"), spec, c, gain)
+                  for spec in ([] if model is None else args.samplers) for c in args.clash
+                  for gain in args.target_gain]
     reference = [s for c in load_pdownb(args.split) for s in c.segments(20)]
     training = [s for c in load_pdownb("train") for s in c.segments(20)]
     reference_hist = histograms(reference)
@@ -362,14 +371,14 @@ def main(argv=None):
     for length in args.lengths:
         rows = {f"{args.split} chains": windows(reference, length, args.n, rng),
                 "random walk": [random_walk(length, rng) for _ in range(args.n)]}
-        for name, spec, clash in model_rows:
+        for name, spec, clash, gain in model_rows:
             t0 = time.perf_counter()
             with torch.no_grad():
                 rows[name] = model.task.sample(model.denoiser_for, sampler_of(model, spec),
                                                torch.full((args.n,), length), seed=args.seed,
-                                               clash=clash, progress=True)
+                                               clash=clash, gain=gain, progress=True)
             seconds[f"{name}@{length}"] = time.perf_counter() - t0
-        modelled = {name for name, _, _ in model_rows}
+        modelled = {name for name, *_ in model_rows}
         results[str(length)] = {name: row_metrics(traces, reference_hist, rg_fit, length,
                                                   training if name in modelled else None,
                                                   args.tm_samples, args.mpnn_samples, args.seed)
@@ -414,7 +423,8 @@ def main(argv=None):
     output = dict(
         description="Cα-trace backbones against PDownB chains (benchmarks/backbones.py)",
         settings=dict(checkpoint=args.checkpoint, lengths=args.lengths, n=args.n,
-                      samplers=args.samplers, clash=args.clash, split=args.split,
+                      samplers=args.samplers, clash=args.clash, target_gain=args.target_gain,
+                      split=args.split,
                       tm_samples=args.tm_samples,
                       mpnn_samples=args.mpnn_samples,
                       seed=args.seed, threads=args.threads, rg_test_fit=rg_fit,

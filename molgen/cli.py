@@ -442,6 +442,11 @@ def _dock(args) -> int:
     if args.raw and args.rounds is not None:
         raise DockingInputError("--raw and --rounds exclude each other: raw poses are not searched from")
     _check_output(args.output, (".sdf",), "an SDF")
+    explicit = (args.box_center is not None, args.box_size is not None)
+    if args.autobox_ligand is not None and any(explicit):
+        raise DockingInputError("give either --box-center and --box-size or --autobox-ligand, not both")
+    if args.autobox_ligand is None and not all(explicit):
+        raise DockingInputError("no box: give --box-center and --box-size, or --autobox-ligand")
     try:
         refine = not args.raw and (SearchConfig() if args.rounds is None else SearchConfig(rounds=args.rounds))
     except ValueError as e:
