@@ -45,13 +45,14 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
                          2026-12-01, 40 before) sampled by the pose model (--checkpoint, default the
                          shipped one), each the start of a Monte-Carlo chain on molgen's torch
                          version of Vina's function (molgen.docking.refine.search, its default
-                         rounds: 80 since 2026-11-30; `molgen` rows of earlier result files
-                         are 40 rounds), ranked by it, near-duplicates left out (since
+                         rounds × Adam steps: 40 × 60 since 2026-12-03, 80 × 30 from
+                         2026-11-30, 40 × 30 before; `molgen` rows of a result file are the
+                         default of its date), ranked by it, near-duplicates left out (since
                          2026-11-30: a pose within 1 Å of a better one)
   molgen_local           the same with 0 rounds: each sampled pose only locally optimised
-  molgen_r20, molgen_r40, molgen_r80  the same with 20, 40 or 80 rounds
-  molgen_r40_s60         40 rounds of 60 Adam steps each (the default: 80 of 30): the same Adam steps,
-                         half the mutations
+  molgen_r20, molgen_r40, molgen_r80  the same with 20, 40 or 80 rounds of 30 Adam steps each
+  molgen_r40_s60         40 rounds of 60 Adam steps each (the default since 2026-12-03; 80 × 30
+                         before: the same Adam steps, half the mutations)
   molgen_lr04            molgen with Adam's step size 0.04 in every local optimisation (the default: 0.02)
   molgen_etkdg           molgen with the ligand's ETKDG local structures not minimised with
                          MMFF94 (api.LOCAL_STRUCTURE_FORCEFIELD = None)
@@ -65,7 +66,7 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
                          plain conditional model), for the sweep w = 0, 0.5, 1, 2, 4
   molgen_raw_w<w>        molgen_raw with guidance weight w: the sweep on the learned model alone
   random_opt             the floor: 40 random placements from the pose prior, searched from
-                         and ranked as molgen's are (random_opt_r20: with 20 rounds)
+                         and ranked as molgen's are (random_opt_r20: with 20 rounds of 30 steps)
 
     python benchmarks/docking.py --sets astex --limit 5 --methods vina8
     OMP_NUM_THREADS=1 python benchmarks/docking.py --sets astex casf2016 --methods vina8 --merge
@@ -287,7 +288,7 @@ def random_floor(complex_: Complex, receptor: Receptor, start_mol: Chem.Mol, box
     space = PoseSpace([Docking(structures[j % len(structures)], pocket, centre) for j in range(POSES)])
     generator = torch.Generator().manual_seed(seed)
     x = space.noise(torch.empty(len(space.batch), 1), generator)
-    config = SearchConfig() if rounds is None else SearchConfig(rounds=rounds)
+    config = SearchConfig() if rounds is None else SearchConfig(rounds=rounds, steps=30)
     x, _ = search(space, x, physics, config=config, generator=generator)
     positions = list(space.positions(x).detach().split(structures[0].graph.num_atoms))
     ranked = ranked_poses(mol, positions, physics)
@@ -301,7 +302,7 @@ GUIDANCE_SWEEP = (0.0, 0.5, 1.0, 2.0, 4.0)
 METHODS = {"vina1": vina_method(1), "vina8": vina_method(8), "vina32": vina_method(32),
            "molgen": molgen_method(), "molgen_raw": molgen_method(refine=False),
            "molgen_local": molgen_method(search=dict(rounds=0)),
-           **{f"molgen_r{r}": molgen_method(search=dict(rounds=r)) for r in (20, 40, 80)},
+           **{f"molgen_r{r}": molgen_method(search=dict(rounds=r, steps=30)) for r in (20, 40, 80)},
            "molgen_r40_s60": molgen_method(search=dict(rounds=40, steps=60)),
            "molgen_lr04": molgen_method(search=dict(lr=0.04)),
            "molgen_etkdg": molgen_method(relaxed=False),

@@ -245,7 +245,7 @@ def _build_parser() -> argparse.ArgumentParser:
                          "function, no ranking")
     dk.add_argument("--rounds", type=int, default=None, metavar="N",
                     help="Monte-Carlo rounds of the search on Vina's function from each sampled "
-                         "pose; 0: local optimisation only (default: 80)")
+                         "pose, of 60 Adam steps each; 0: local optimisation only (default: 40)")
     dk.add_argument("-n", "--num-poses", type=int, default=None,
                     help="poses to sample (default: 60); the distinct ones are written")
     dk.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")

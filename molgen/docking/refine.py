@@ -96,14 +96,13 @@ def mutate(space: PoseSpace, x: Tensor, generator: torch.Generator) -> Tensor:
 class SearchConfig:
     """How `search` refines poses: Monte-Carlo rounds per chain, Adam steps of each local
     optimisation on the grid maps, and of the final one on the exact function, and Adam's
-    step size for all of them (`minimize`).  80 rounds were chosen two-fold against 40
-    (benchmarks/README.md: each test set deciding for the other, CASF 4 complexes won to 0,
-    Astex 4 to 3), at about Vina's CPU time or below.  On the validation complexes lr 0.04
-    tied it (61 against 62 top-1) and 40 rounds of 60 steps won 64 to 62, its CPU and test
-    sets not yet measured (benchmarks/README.md)."""
+    step size for all of them (`minimize`).  40 rounds of 60 steps (since 2026-12-03) solved
+    64 of 100 CASF validation complexes at top-1 against 62 for 80 rounds of 30 steps (the
+    same Adam steps) at the same CPU time; lr 0.04 tied lr 0.02 (61 against 62;
+    benchmarks/README.md)."""
 
-    rounds: int = 80
-    steps: int = 30
+    rounds: int = 40
+    steps: int = 60
     polish_steps: int = 50
     lr: float = 0.02
 
