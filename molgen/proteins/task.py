@@ -316,7 +316,7 @@ class BackboneTask:
         g = torch.Generator().manual_seed(seed)
         return torch.multinomial(self.length_counts().double(), n, replacement=True, generator=g)
 
-    def targets(self, lengths: Tensor, seed: int, helix: float | None = None,
+    def targets(self, lengths: Tensor, seed: int, *, helix: float | None = None,
                 strand: float | None = None, gain: float = TARGET_GAIN) -> Tensor:
         """Helix and strand fractions [n, 2] per chain: those given, the others of a training
         segment drawn among the SIMILAR nearest in length, times `gain` (each drawn pair
@@ -380,7 +380,7 @@ class BackboneTask:
                                                             dtype=torch.float32)
         sse = None
         if self.cfg.condition and (wants_sse or motif is None):
-            sse = encode(self.targets(lengths, seed, helix, strand, gain))
+            sse = encode(self.targets(lengths, seed, helix=helix, strand=strand, gain=gain))
         conditioned = motif is not None and motif_method != "inpaint" and self.motif_length
         motifs = [(places[n], target) for n in lengths.tolist()] if conditioned else None
         cond = self.conditions(len(lengths), sse, motifs)
