@@ -8,8 +8,8 @@ Rows, at each length L (--lengths), --n chains each:
   <sampler>:<NFE> the model (--checkpoint) with that core sampler and step count, with the
                  shipped clash guidance; with each other weight λ of --clash a row
                  "<sampler>:<NFE> clash=λ" (molgen.proteins.sterics), and with each other
-                 gain g of --target-gain on the drawn composition targets a row
-                 "... gain=g" (molgen.proteins.task.BackboneTask.targets)
+                 (helix, strand) gain pair g,s of --target-gain on the drawn composition
+                 targets a row "... gain=g,s" (molgen.proteins.task.BackboneTask.targets)
 Metrics (molgen.metrics.backbones): fraction of virtual bonds within 3.8 ± 0.2 Å, of chains
 without a Cα clash (< 3 Å), of right-handed helical dihedrals; Jensen–Shannon divergence
 (bits) of the virtual angle τ and dihedral α histograms against all test segments; mean
@@ -221,6 +221,17 @@ def draw(path: Path, rows: dict[str, list[np.ndarray]], highlight: list[np.ndarr
     fig.savefig(path, dpi=80)
 
 
+def gain_pair(text: str) -> tuple[float, float]:
+    """A --target-gain value: 'g' for both fractions, or 'helix,strand'."""
+    try:
+        gains = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a gain or a helix,strand pair of gains: {text!r}")
+    if len(gains) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"not a gain or a helix,strand pair of gains: {text!r}")
+    return gains * (3 - len(gains))
+
+
 def sampler_of(model, spec: str, **changes) -> SamplerConfig:
     """The model's sampler with a spec KIND:STEPS[:SPACING][:SETTING=VALUE...] (e.g. ddpm:200,
     dpmpp_3m:20:logsnr, dpmpp_2m_sde:100:logsnr:guidance_scale=1) and any further settings
@@ -338,9 +349,10 @@ def main(argv=None):
     p.add_argument("--clash", type=float, nargs="+", default=[CLASH_WEIGHT],
                    help="clash-guidance weights λ of the geometry rows (default: the shipped one, "
                         "%(default)s)")
-    p.add_argument("--target-gain", type=float, nargs="+", default=[TARGET_GAIN],
-                   help="gains on the drawn helix and strand targets of the geometry rows "
-                        "(default: the shipped one, %(default)s)")
+    p.add_argument("--target-gain", type=gain_pair, nargs="+", default=[TARGET_GAIN],
+                   help="gains on the drawn helix and strand targets of the geometry rows, "
+                        "each 'g' (both) or 'helix,strand' (default: the shipped one, "
+                        "%(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON path (default {DEFAULT_OUT})")
@@ -353,11 +365,12 @@ def main(argv=None):
             sampler_of(model, spec)
         except ValueError as exc:
             p.error(str(exc))
-    for flag, values in (("--clash", args.clash), ("--target-gain", args.target_gain)):
+    for flag, values in (("--clash", args.clash),
+                         ("--target-gain", [g for pair in args.target_gain for g in pair])):
         if any(not np.isfinite(v) or v < 0 for v in values):
             p.error(f"{flag} values must be finite and >= 0, got {values}")
     model_rows = [(spec + ("" if c == CLASH_WEIGHT else f" clash={c:g}")
-                   + ("" if gain == TARGET_GAIN else f" gain={gain:g}"), spec, c, gain)
+                   + ("" if gain == TARGET_GAIN else " gain={:g},{:g}".format(*gain)), spec, c, gain)
                   for spec in ([] if model is None else args.samplers) for c in args.clash
                   for gain in args.target_gain]
     reference = [s for c in load_pdownb(args.split) for s in c.segments(20)]

@@ -247,20 +247,26 @@ def test_conditional_batches_carry_sse_fractions_and_null_conditions():
     assert batch.space.num_graphs == 64 and batch.x0.shape == (int(batch.space.sizes.sum()), 3)
     # drawn targets come from training segments of about the requested length; given ones stay
     composition = task.segment_composition()
-    targets = task.targets(torch.tensor([50, 200]), seed=0, helix=0.4, gain=1.0)
+    targets = task.targets(torch.tensor([50, 200]), seed=0, helix=0.4, gain=(1.0, 1.0))
     assert torch.all(targets[:, 0] == 0.4)
     assert any(torch.allclose(targets[1, 1], row[2]) for row in composition if abs(row[0] - 200) < 60)
     with pytest.raises(ValueError, match="exceed 1"):
         task.targets(torch.tensor([50]), seed=0, helix=0.7, strand=0.6)
-    # a gain scales the drawn pair (capped at a sum of 1), never a given fraction
+    # the gains scale the drawn pair, each its own fraction (capped at a sum of 1), never a
+    # given fraction
     lengths = torch.arange(40, 240, 10)
-    drawn, raised = task.targets(lengths, seed=3, gain=1.0), task.targets(lengths, seed=3, helix=0.4, gain=1.5)
+    drawn = task.targets(lengths, seed=3, gain=(1.0, 1.0))
+    gain = torch.tensor([1.2, 1.8])
+    expected = drawn * gain / (drawn * gain).sum(1, keepdim=True).clamp(min=1)
+    assert torch.allclose(task.targets(lengths, seed=3, gain=(1.2, 1.8)), expected)
+    raised = task.targets(lengths, seed=3, helix=0.4, gain=(1.2, 1.8))
     assert torch.all(raised[:, 0] == 0.4) and torch.all(raised.sum(1) <= 1 + 1e-6)
-    expected = drawn * 1.5 / (drawn.sum(1, keepdim=True) * 1.5).clamp(min=1)
     assert torch.allclose(raised[:, 1], expected[:, 1].clamp(max=0.6))
-    assert (drawn.sum(1) * 1.5 > 1).any() and (expected[:, 1] > 0.6).any()  # both caps exercised
-    with pytest.raises(ValueError, match="gain must be a finite number >= 0"):
-        task.targets(lengths, seed=3, gain=float("nan"))
+    assert ((drawn * gain).sum(1) > 1).any() and (expected[:, 1] > 0.6).any()  # both caps exercised
+    with pytest.raises(ValueError, match="strand gain must be a finite number >= 0"):
+        task.targets(lengths, seed=3, gain=(1.5, float("nan")))
+    with pytest.raises(ValueError, match=r"\(helix, strand\) pair"):
+        task.targets(lengths, seed=3, gain=(1.5,))
 
 
 def test_the_shipped_model_generates_backbones_without_data():

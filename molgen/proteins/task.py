@@ -60,8 +60,8 @@ MOTIF_FRACTION = (0.1, 0.4)
 CONDITIONS = ("", "sse")
 SIMILAR = 50
 """Drawn targets come from one of the SIMILAR training segments nearest in length."""
-TARGET_GAIN = 1.5
-"""Drawn helix and strand targets are multiplied by this gain (their sum capped at 1): the
+TARGET_GAIN = (1.5, 1.5)
+"""Drawn helix and strand targets are multiplied by these gains (their sum capped at 1): the
 model lands short of the composition it is aimed at, so it is aimed beyond it.  1.5 against
 1 on the validation chains (benchmarks/README.md)."""
 
@@ -317,23 +317,27 @@ class BackboneTask:
         return torch.multinomial(self.length_counts().double(), n, replacement=True, generator=g)
 
     def targets(self, lengths: Tensor, seed: int, *, helix: float | None = None,
-                strand: float | None = None, gain: float = TARGET_GAIN) -> Tensor:
+                strand: float | None = None,
+                gain: tuple[float, float] = TARGET_GAIN) -> Tensor:
         """Helix and strand fractions [n, 2] per chain: those given, the others of a training
-        segment drawn among the SIMILAR nearest in length, times `gain` (each drawn pair
-        scaled down again where its sum would exceed 1, a drawn fraction capped at 1 minus
-        a given one)."""
+        segment drawn among the SIMILAR nearest in length, times the (helix, strand) `gain`
+        (each drawn pair scaled down again where its sum would exceed 1, a drawn fraction
+        capped at 1 minus a given one)."""
         for name, value in (("helix", helix), ("strand", strand)):
             if value is not None and not 0 <= value <= 1:
                 raise ValueError(f"the {name} fraction must be in [0, 1], got {value}")
         if helix is not None and strand is not None and helix + strand > 1:
             raise ValueError(f"helix + strand fractions exceed 1: {helix} + {strand}")
-        check_real("gain", gain, 0)
+        if len(gain) != 2:
+            raise ValueError(f"gain must be a (helix, strand) pair, got {gain}")
+        for name, value in zip(("helix gain", "strand gain"), gain):
+            check_real(name, value, 0)
         composition, g = self.segment_composition(), torch.Generator().manual_seed(seed + 1)
         out = torch.empty(len(lengths), 2)
         for i, n in enumerate(lengths.tolist()):
             near = torch.argsort((composition[:, 0] - n).abs(), stable=True)[:SIMILAR]
             out[i] = composition[near[torch.randint(len(near), (1,), generator=g)], 1:]
-        out = out * gain
+        out = out * torch.tensor(gain, dtype=out.dtype)
         out = out / out.sum(1, keepdim=True).clamp(min=1)
         if helix is not None:
             out[:, 0] = helix
@@ -347,7 +351,7 @@ class BackboneTask:
                helix: float | None = None, strand: float | None = None, motif=None,
                motif_start: int | None = None, motif_method: str = "guided",
                reconstruction: float | None = None, clash: float | None = None,
-               gain: float = TARGET_GAIN, device="cpu", progress: bool = False) -> list[np.ndarray]:
+               gain: tuple[float, float] = TARGET_GAIN, device="cpu", progress: bool = False) -> list[np.ndarray]:
         """One Cα trace [L, 3] (Å) per entry of lengths, sampled on `device` in batches of
         cfg.sample_batch.  A secondary-structure model aims each chain at the helix and
         strand fractions given, or drawn (`targets`; none drawn when a motif is given).
@@ -357,7 +361,7 @@ class BackboneTask:
         then replacement; the motif also as the condition of a model trained with motifs),
         'condition' (the model's condition only) or 'inpaint' (replacement only).
         clash: the weight λ of clash guidance (molgen.proteins.sterics; default CLASH_WEIGHT,
-        0: none).  gain: the gain on drawn targets (`targets`)."""
+        0: none).  gain: the (helix, strand) gains on drawn targets (`targets`)."""
         if motif_method not in MOTIF_METHODS:
             raise ValueError(f"unknown motif method {motif_method!r}; choose one of {list(MOTIF_METHODS)}")
         for name, value in (("reconstruction", reconstruction), ("clash", clash)):
