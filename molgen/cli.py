@@ -435,18 +435,15 @@ def _backbones(args) -> int:
 def _dock(args) -> int:
     from rdkit import Chem
 
-    from .docking.api import NUM_POSES, dock
+    from .docking.api import NUM_POSES, check_box_given, dock
     from .docking.receptor import DockingInputError
     from .docking.refine import SearchConfig
 
     if args.raw and args.rounds is not None:
         raise DockingInputError("--raw and --rounds exclude each other: raw poses are not searched from")
     _check_output(args.output, (".sdf",), "an SDF")
-    explicit = (args.box_center is not None, args.box_size is not None)
-    if args.autobox_ligand is not None and any(explicit):
-        raise DockingInputError("give either --box-center and --box-size or --autobox-ligand, not both")
-    if args.autobox_ligand is None and not all(explicit):
-        raise DockingInputError("no box: give --box-center and --box-size, or --autobox-ligand")
+    check_box_given(args.box_center, args.box_size, args.autobox_ligand,
+                    names=("--box-center", "--box-size", "--autobox-ligand"))
     try:
         refine = not args.raw and (SearchConfig() if args.rounds is None else SearchConfig(rounds=args.rounds))
     except ValueError as e:

@@ -107,6 +107,9 @@ def test_receptor_reader_keeps_metals_maps_modified_residues_and_rejects_junk(tm
         read_receptor(pdb)
     with pytest.raises(DockingInputError, match="no such receptor file"):
         read_receptor(tmp_path / "missing.pdb")
+    pdb.write_text("HETATM    4 ZN    ZN A 301      10.000   5.000\n")
+    with pytest.raises(DockingInputError, match="line 1 is a truncated HETATM record"):
+        read_receptor(pdb)
 
 
 @needs_astex
@@ -129,8 +132,11 @@ def test_tiny_model_trains_and_docks_an_astex_complex_through_the_cli(tmp_path, 
         assert Chem.MolToSmiles(Chem.RemoveHs(pose)) == Chem.MolToSmiles(reference)
         assert np.linalg.norm(pose.GetConformer().GetPositions().mean(0) - centre) < 25
 
+    receptor = read_receptor(protein)  # a small box around its outermost atom holds a handful
+    edge = [str(v) for v in receptor.pos[np.argmax(np.linalg.norm(receptor.pos - receptor.pos.mean(0), axis=1))]]
     bad = [(["--ligand", "C[Si](C)C", "--autobox-ligand", str(crystal)], "unsupported element"),
            (["--ligand", "CCO", "--box-center", "0", "0", "0", "--box-size", "8", "8", "8"], "outside the protein"),
+           (["--ligand", "CCO", "--box-center", *edge, "--box-size", "3", "3", "3"], "outside the protein"),
            (["--ligand", "CCO", "--box-center", "0", "nan", "0", "--box-size", "8", "8", "8"], "finite"),
            (["--ligand", "C1CC(", "--autobox-ligand", str(crystal)], "invalid SMILES"),
            (["--ligand", str(tmp_path / "absent.sdf"), "--autobox-ligand", str(crystal)], "no such file"),

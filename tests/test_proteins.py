@@ -49,6 +49,8 @@ def test_reader_on_a_real_chain(tmp_path):
     ("not a pdb file\n", "no protein chain"),
     ("HETATM    1  O   HOH A   1      0.000   0.000   0.000  1.00  0.00           O\n", "no protein chain"),
     ("ATOM      1  CA  GLY A   1      0.000   zero    0.000  1.00  0.00           C\n", "not a readable PDB"),
+    ("ATOM      1  CA  GLY A   1      0.000   0.000   0.000  1.00  0.00           C\nATOM      2  C   GLY\n",
+     "line 2 is a truncated ATOM record"),
 ])
 def test_broken_files_are_one_line_errors(tmp_path, text, message):
     path = tmp_path / "bad.pdb"

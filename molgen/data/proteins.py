@@ -58,26 +58,38 @@ class Chain:
         return [p for p in pieces if len(p) >= min_length]
 
 
-def read_chains(source, name: str | None = None, fmt: str | None = None) -> list[Chain]:
-    """Every protein chain of the first model of a PDB or mmCIF file (a path, or a text
-    stream with `name` and `fmt` 'pdb' | 'cif'); ProteinInputError if there is none."""
+def parse_structure(source, name: str, fmt: str, error: type[ValueError] = ProteinInputError):
+    """The Bio.PDB structure in a PDB or mmCIF file (a path, or a text stream; `fmt` 'pdb' |
+    'cif'); `error` with a one-line message where the file cannot be read."""
     from Bio.PDB import MMCIFParser, PDBParser
     from Bio.PDB.PDBExceptions import PDBConstructionWarning
 
+    text = Path(source).read_text(errors="replace") if isinstance(source, (str, Path)) else source.read()
+    if fmt == "pdb":  # Bio.PDB indexes a short record past its end (an IndexError)
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.startswith(("ATOM", "HETATM")) and len(line) < 54:
+                raise error(f"{name}: line {number} is a truncated {line[:6].strip()} record "
+                            f"({len(line)} columns; its coordinates take columns 31-54)")
+    parser = MMCIFParser(QUIET=True) if fmt == "cif" else PDBParser(QUIET=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PDBConstructionWarning)
+            return parser.get_structure(name, io.StringIO(text))
+    except Exception as exc:  # Bio.PDB fails on malformed files in many ways
+        raise error(f"{name}: not a readable {fmt.upper()} file "
+                    f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+
+
+def read_chains(source, name: str | None = None, fmt: str | None = None) -> list[Chain]:
+    """Every protein chain of the first model of a PDB or mmCIF file (a path, or a text
+    stream with `name` and `fmt` 'pdb' | 'cif'); ProteinInputError if there is none."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         name = name or path.name.split(".")[0]
         fmt = fmt or ("cif" if ".cif" in path.name.lower() else "pdb")
         if not path.is_file():
             raise ProteinInputError(f"{path}: no such file")
-    parser = MMCIFParser(QUIET=True) if fmt == "cif" else PDBParser(QUIET=True)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PDBConstructionWarning)
-            structure = parser.get_structure(name, source)
-    except Exception as exc:  # Bio.PDB fails on malformed files in many ways
-        raise ProteinInputError(f"{name}: not a readable {fmt.upper()} file "
-                                f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+    structure = parse_structure(source, name, fmt)
     models = list(structure)
     chains = []
     for chain in (models[0] if models else []):

@@ -40,6 +40,9 @@ Chosen against 40 on CASF-2016's validation part (benchmarks/docking.py CASF_REP
 complexes: top-1 30 against 28, 6 won and 4 lost), at about 1.3× the CPU time, still below
 AutoDock Vina's at exhaustiveness 8."""
 POSES_PER_LOCAL_STRUCTURE = 4
+MIN_BOX_ATOMS = 10
+"""A box holding fewer receptor heavy atoms than this has no pocket to dock into (the 336
+Astex and CASF-2016 boxes, crystal ligand + 10 Å, hold 71 or more)."""
 DISTINCT_RMSD = 1.0
 """Å: a refined pose closer than this to a better-ranked one (symmetry-aware heavy-atom RMSD,
 in place) is left out of the ranking, as Vina leaves out near-duplicate modes (its
@@ -165,13 +168,13 @@ def dock(protein: str | os.PathLike | Receptor, ligand: str | os.PathLike | Chem
         raise DockingInputError(str(exc)) from None
     if not isinstance(model, DockingModel):
         model = DockingModel.load(model)
-    receptor = protein if isinstance(protein, Receptor) else read_receptor(protein)
     centre, size = _box(box_center, box_size, autobox_ligand)
-    inside = np.all(np.abs(receptor.pos - centre) <= size / 2, axis=1)
-    if not inside.any():
+    receptor = protein if isinstance(protein, Receptor) else read_receptor(protein)
+    inside = int(np.all(np.abs(receptor.pos - centre) <= size / 2, axis=1).sum())
+    if inside < MIN_BOX_ATOMS:
         raise DockingInputError(f"the box (centre {np.round(centre, 2).tolist()}, size "
-                                f"{np.round(size, 2).tolist()}) holds no receptor atom: it lies "
-                                "outside the protein")
+                                f"{np.round(size, 2).tolist()}) holds {inside} receptor atoms, "
+                                f"fewer than {MIN_BOX_ATOMS}: it lies outside the protein")
     if not isinstance(ligand, Chem.Mol):
         _, ligand = read_inputs(os.fspath(ligand))[0]
         if isinstance(ligand, Exception):
@@ -199,11 +202,24 @@ def dock(protein: str | os.PathLike | Receptor, ligand: str | os.PathLike | Chem
         out.append(pose)
     return out
 
+
+BOX_ARGS = ("box_center", "box_size", "autobox_ligand")
+
+
+def check_box_given(box_center, box_size, autobox_ligand, names=BOX_ARGS) -> None:
+    """DockingInputError unless the box is given one way: a centre and a size, or a reference
+    ligand; the messages call the three by `names` (the CLI's flags, say)."""
+    center_name, size_name, autobox_name = names
+    if autobox_ligand is not None and (box_center is not None or box_size is not None):
+        raise DockingInputError(f"give either {center_name} and {size_name} or {autobox_name}, not both")
+    if autobox_ligand is None and (box_center is None or box_size is None):
+        raise DockingInputError(f"no box: give {center_name} and {size_name}, or {autobox_name}")
+
+
 def _box(box_center, box_size, autobox_ligand) -> tuple[np.ndarray, np.ndarray]:
     """The box as (centre, size) arrays, checked: given explicitly or around a reference."""
+    check_box_given(box_center, box_size, autobox_ligand)
     if autobox_ligand is not None:
-        if box_center is not None or box_size is not None:
-            raise DockingInputError("give either box_center and box_size or autobox_ligand, not both")
         reference = autobox_ligand
         if not isinstance(reference, Chem.Mol):
             reference = next(iter(Chem.SDMolSupplier(str(reference), removeHs=False)), None) \
@@ -213,8 +229,6 @@ def _box(box_center, box_size, autobox_ligand) -> tuple[np.ndarray, np.ndarray]:
         if reference.GetNumConformers() == 0:
             raise DockingInputError("the reference ligand has no coordinates")
         return ligand_box(reference)
-    if box_center is None or box_size is None:
-        raise DockingInputError("no box: give box_center and box_size, or autobox_ligand")
     try:
         centre, size = (np.asarray(v, dtype=np.float64).reshape(3) for v in (box_center, box_size))
     except (TypeError, ValueError):

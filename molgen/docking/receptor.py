@@ -8,13 +8,12 @@ left out and listed in `dropped`, so a caller can say what the docking did not s
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..data.proteins import AMINO_ACIDS
+from ..data.proteins import AMINO_ACIDS, parse_structure
 
 METALS = ("ZN", "MG", "CA", "MN", "FE", "FE2", "CO", "NI", "CU", "CU1", "NA", "K", "CD", "HG")
 """Residue names of single-atom ions kept as part of the receptor."""
@@ -85,21 +84,12 @@ class Receptor:
 def read_receptor(path: str | Path) -> Receptor:
     """The receptor in a PDB or mmCIF file (first model; see the module docstring);
     DockingInputError if the file is missing, unreadable or holds no amino-acid atoms."""
-    from Bio.PDB import MMCIFParser, PDBParser
-    from Bio.PDB.PDBExceptions import PDBConstructionWarning
-
     path = Path(path)
     if not path.is_file():
         raise DockingInputError(f"{path}: no such receptor file")
-    parser = MMCIFParser(QUIET=True) if ".cif" in path.name.lower() else PDBParser(QUIET=True)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PDBConstructionWarning)
-            structure = parser.get_structure(path.stem, str(path))
-        model = next(iter(structure), None)
-    except Exception as exc:  # Bio.PDB fails on malformed files in many ways
-        raise DockingInputError(f"{path.name}: not a readable PDB/mmCIF receptor "
-                                f"({type(exc).__name__}: {' '.join(str(exc).split())[:100]})") from None
+    structure = parse_structure(path, path.name, "cif" if ".cif" in path.name.lower() else "pdb",
+                                error=DockingInputError)
+    model = next(iter(structure), None)
     if model is None:
         raise DockingInputError(f"{path.name}: no atom records (not a PDB/mmCIF receptor?)")
     pos, element, atom_name, residue, residue_id, chain, dropped = [], [], [], [], [], [], {}
