@@ -390,7 +390,7 @@ def _conformers(args) -> int:
             steps=args.steps, relax=args.relax, prune_rms=args.prune, oversample=args.oversample)
     print(f"conformers: {len(entries) - failed} molecules"
           f"{f' ({failed} failed)' if failed else ''}, {written} conformers in "
-          f"{time.perf_counter() - start:.1f} s -> {args.output}")
+          f"{time.perf_counter() - start:.1f} s -> {args.output if written else 'nothing written'}")
     return 1 if failed else 0
 
 

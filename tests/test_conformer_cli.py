@@ -61,10 +61,16 @@ def test_failed_molecules_are_reported_and_the_others_written(capsys, tmp_path, 
     assert "invalid SMILES 'C1CC'" in lines[2]
     assert [r.GetProp("_Name") for r in Chem.SDMolSupplier(str(sdf))] == ["butanol"] * 2
     assert "1 molecules (3 failed), 2 conformers" in out and loaded == ["my.pt"]
+    smi.write_text("C1CC broken\n")  # every molecule failing: no file
+    sdf.unlink()
+    code, out, err = run(capsys, "conformers", smi, "-n", 2, "-o", sdf)
+    assert code == 1 and len(molgen_lines(err)) == 1 and not sdf.exists()
+    assert "0 molecules (1 failed), 0 conformers" in out and "nothing written" in out
 
 
 @pytest.mark.parametrize("args, message", [
     (["no/such.smi"], "no such file: no/such.smi"),
+    ([" "], "empty input: give a SMILES or a"),
     (["{empty}"], "no molecules in"),
     (["C1CC"], "invalid SMILES 'C1CC'"),
     (["CCO", "-n", "0"], "-n must be in 1..10000"),

@@ -347,7 +347,8 @@ def write_conformers(entries, path: str | os.PathLike, num_confs: int, *,
     when relaxed, its energy in kcal/mol; gzipped when `path` ends in .gz.  One molecule per call of generate_conformers
     (with **options), so that a failure is its own: on_error(name, exc) hears of it and the
     others are still written.  Returns (molecules that failed, conformers written).  The file
-    appears only when all is done: an error that stops the run (a bad option) leaves none."""
+    appears only when all is done, and only with a conformer in it: an error that stops the
+    run (a bad option), or every molecule failing, leaves none."""
     generate_conformers([], num_confs, **options)  # checks every option before any work
     part = f"{path}.part"
     try:
@@ -357,7 +358,10 @@ def write_conformers(entries, path: str | os.PathLike, num_confs: int, *,
     except BaseException:
         Path(part).unlink(missing_ok=True)
         raise
-    os.replace(part, path)
+    if written:
+        os.replace(part, path)
+    else:
+        Path(part).unlink()
     return failed, written
 
 

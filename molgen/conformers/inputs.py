@@ -109,6 +109,9 @@ def read_inputs(source: str) -> list[tuple[str, Chem.Mol | ConformerInputError]]
     that fails, a missing file, or a file with no molecules raises `ConformerInputError`.
     """
     lower = source.lower()
+    if not source.strip():
+        raise ConformerInputError("empty input: give a SMILES or a "
+                                  f"{', '.join(SMILES_SUFFIXES + SDF_SUFFIXES)} file")
     if Path(source).is_dir():
         raise ConformerInputError(f"{source} is a directory, not a SMILES or a "
                                   f"{', '.join(SMILES_SUFFIXES + SDF_SUFFIXES)} file")
