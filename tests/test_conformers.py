@@ -137,6 +137,9 @@ def test_network_is_invariant_to_rigid_motions_and_atom_order_of_the_batch():
     both = net(torch.cat([x2, x]), torch.tensor([0.7, 0.4]),
                space=ConformerSpace([Conformer(g2, p2), Conformer(graph, pos)]))
     assert torch.allclose(both[len(x2):], out, atol=1e-8)
+    # sampling's in-place messages give exactly what training's give
+    with torch.no_grad():
+        assert torch.equal(net(x, t, space=spaces[0]), out)
 
 
 @pytest.fixture(scope="module")
