@@ -269,6 +269,8 @@ def test_conditional_batches_carry_sse_fractions_and_null_conditions():
         task.targets(lengths, seed=3, gain=(1.5, float("nan")))
     with pytest.raises(ValueError, match=r"\(helix, strand\) pair"):
         task.targets(lengths, seed=3, gain=(1.5,))
+    with pytest.raises(ValueError, match=r"\(helix, strand\) pair"):
+        task.targets(lengths, seed=3, gain=1.5)
 
 
 def test_the_shipped_model_generates_backbones_without_data():

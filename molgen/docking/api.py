@@ -41,8 +41,8 @@ complexes: top-1 30 against 28, 6 won and 4 lost), at about 1.3× the CPU time, 
 AutoDock Vina's at exhaustiveness 8."""
 POSES_PER_LOCAL_STRUCTURE = 4
 MIN_BOX_ATOMS = 10
-"""A box holding fewer receptor heavy atoms than this has no pocket to dock into (the 336
-Astex and CASF-2016 boxes, crystal ligand + 10 Å, hold 71 or more)."""
+"""A box holding fewer receptor heavy atoms than this has no pocket to dock into (the boxes
+of 336 Astex and CASF-2016 complexes, crystal ligand + 10 Å, hold 71 or more)."""
 DISTINCT_RMSD = 1.0
 """Å: a refined pose closer than this to a better-ranked one (symmetry-aware heavy-atom RMSD,
 in place) is left out of the ranking, as Vina leaves out near-duplicate modes (its

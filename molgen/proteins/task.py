@@ -329,8 +329,8 @@ class BackboneTask:
                 raise ValueError(f"the {name} fraction must be in [0, 1], got {value}")
         if helix is not None and strand is not None and helix + strand > 1:
             raise ValueError(f"helix + strand fractions exceed 1: {helix} + {strand}")
-        if len(gain) != 2:
-            raise ValueError(f"gain must be a (helix, strand) pair, got {gain}")
+        if not isinstance(gain, (tuple, list)) or len(gain) != 2:
+            raise ValueError(f"gain must be a (helix, strand) pair, got {gain!r}")
         for name, value in zip(("helix gain", "strand gain"), gain):
             check_real(name, value, 0)
         composition, g = self.segment_composition(), torch.Generator().manual_seed(seed + 1)
