@@ -226,7 +226,7 @@ def gain_pair(text: str) -> tuple[float, float]:
     try:
         gains = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a gain or a helix,strand pair of gains: {text!r}")
+        gains = ()
     if len(gains) not in (1, 2):
         raise argparse.ArgumentTypeError(f"not a gain or a helix,strand pair of gains: {text!r}")
     return gains * (3 - len(gains))

@@ -182,13 +182,13 @@ class PairConv(MessagePassing):
         return self.norm(h + self.update_mlp(torch.cat([h, agg], -1)))
 
     def message(self, a_i: Tensor, b_j: Tensor, e: Tensor) -> Tensor:
-        if torch.is_grad_enabled():
-            m = nn.functional.silu(a_i + b_j + e)
-            return m * torch.sigmoid(self.gate(m))
-        # sampling: in place on the gathered rows (fresh [E, H] tensors), the same numbers with
-        # fewer passes over memory; sampling 20 conformers per molecule took 13% less CPU
-        m = nn.functional.silu(a_i.add_(b_j).add_(e), inplace=True)
-        return m.mul_(torch.sigmoid(self.gate(m)))
+        # summed into the gathered rows (fresh [E, H] tensors), and while sampling (no gradient)
+        # activated and gated in place too: the same numbers with fewer passes over memory
+        # (sampling 20 conformers per molecule took 13% less CPU)
+        sampling = not torch.is_grad_enabled()
+        m = nn.functional.silu(a_i.add_(b_j).add_(e), inplace=sampling)
+        gate = torch.sigmoid(self.gate(m))
+        return m.mul_(gate) if sampling else m * gate
 
 
 class TorsionNet(nn.Module):
