@@ -8,8 +8,8 @@ Rows, at each length L (--lengths), --n chains each:
   <sampler>:<NFE> the model (--checkpoint) with that core sampler and step count, with the
                  shipped clash guidance; with each other weight λ of --clash a row
                  "<sampler>:<NFE> clash=λ" (molgen.proteins.sterics), and with each other
-                 (helix, strand) gain pair g,s of --target-gain on the drawn composition
-                 targets a row "... gain=g,s" (molgen.proteins.task.BackboneTask.targets)
+                 gain G of --target-gain on the drawn composition targets a row "... gain=G"
+                 (molgen.proteins.task.BackboneTask.targets)
 Metrics (molgen.metrics.backbones): fraction of virtual bonds within 3.8 ± 0.2 Å, of chains
 without a Cα clash (< 3 Å), of right-handed helical dihedrals; Jensen–Shannon divergence
 (bits) of the virtual angle τ and dihedral α histograms against all test segments; mean
@@ -71,7 +71,7 @@ from molgen.metrics import backbones as geometry
 from molgen.proteins.api import BackboneModel
 from molgen.proteins.motif import MOTIF_METHODS, RECONSTRUCTION_WEIGHT, Motif, motif_rmsd
 from molgen.proteins.sterics import CLASH_WEIGHT
-from molgen.proteins.task import TARGET_GAIN
+from molgen.proteins.task import TARGET_GAIN, gains_at
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "backbones.json"
@@ -221,15 +221,29 @@ def draw(path: Path, rows: dict[str, list[np.ndarray]], highlight: list[np.ndarr
     fig.savefig(path, dpi=80)
 
 
-def gain_pair(text: str) -> tuple[float, float]:
-    """A --target-gain value: 'g' for both fractions, or 'helix,strand'."""
+def target_gain(text: str):
+    """A --target-gain value: 'g' for both fractions, 'helix,strand', or knots
+    'length:helix,strand/length:helix,strand/...' (molgen.proteins.task.gains_at)."""
+    def numbers(part: str) -> tuple[float, ...]:
+        return tuple(float(v) for v in part.split(","))
+
     try:
-        gains = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        gains = ()
-    if len(gains) not in (1, 2):
-        raise argparse.ArgumentTypeError(f"not a gain or a helix,strand pair of gains: {text!r}")
-    return gains * (3 - len(gains))
+        if ":" in text:
+            gain = tuple((float(length),) + numbers(pair)
+                         for length, _, pair in (k.partition(":") for k in text.split("/")))
+        else:
+            gain = numbers(text) * (3 - len(numbers(text)))
+        gains_at(gain, torch.tensor([100]))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--target-gain {text!r}: {exc}") from None
+    return gain
+
+
+def gain_text(gain) -> str:
+    """The --target-gain spelling of a gain (`target_gain`)."""
+    if np.ndim(gain) == 1:
+        return "{:g},{:g}".format(*gain)
+    return "/".join("{:g}:{:g},{:g}".format(*knot) for knot in gain)
 
 
 def sampler_of(model, spec: str, **changes) -> SamplerConfig:
@@ -349,10 +363,11 @@ def main(argv=None):
     p.add_argument("--clash", type=float, nargs="+", default=[CLASH_WEIGHT],
                    help="clash-guidance weights λ of the geometry rows (default: the shipped one, "
                         "%(default)s)")
-    p.add_argument("--target-gain", type=gain_pair, nargs="+", default=[TARGET_GAIN],
+    p.add_argument("--target-gain", type=target_gain, nargs="+", default=[TARGET_GAIN],
                    help="gains on the drawn helix and strand targets of the geometry rows, "
-                        "each 'g' (both) or 'helix,strand' (default: the shipped one, "
-                        "%(default)s)")
+                        "each 'g' (both), 'helix,strand', or knots in length "
+                        "'length:helix,strand/length:helix,strand' (default: the shipped one, "
+                        f"{gain_text(TARGET_GAIN)})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON path (default {DEFAULT_OUT})")
@@ -365,12 +380,10 @@ def main(argv=None):
             sampler_of(model, spec)
         except ValueError as exc:
             p.error(str(exc))
-    for flag, values in (("--clash", args.clash),
-                         ("--target-gain", [g for pair in args.target_gain for g in pair])):
-        if any(not np.isfinite(v) or v < 0 for v in values):
-            p.error(f"{flag} values must be finite and >= 0, got {values}")
+    if any(not np.isfinite(v) or v < 0 for v in args.clash):
+        p.error(f"--clash values must be finite and >= 0, got {args.clash}")
     model_rows = [(spec + ("" if c == CLASH_WEIGHT else f" clash={c:g}")
-                   + ("" if gain == TARGET_GAIN else " gain={:g},{:g}".format(*gain)), spec, c, gain)
+                   + ("" if gain == TARGET_GAIN else f" gain={gain_text(gain)}"), spec, c, gain)
                   for spec in ([] if model is None else args.samplers) for c in args.clash
                   for gain in args.target_gain]
     reference = [s for c in load_pdownb(args.split) for s in c.segments(20)]

@@ -194,6 +194,10 @@ def test_backbones_tiny_run(tmp_path):
     assert guided["success"] == 1.0 and 0 <= guided["success_intact"] <= guided["success"]
     bad = bench("backbones", "--samplers", "ddim:ten", "--out", tmp_path / "no.json")
     assert bad.returncode == 2 and "sampler 'ddim:ten'" in bad.stderr.splitlines()[-1]
+    for gain, error in (("100:1,2/50:1.5,2", "lengths must increase"), ("1,2,3", "pair or"),
+                        ("50:1,-2", "strand gain must be")):
+        bad = bench("backbones", "--target-gain", gain, "--out", tmp_path / "no.json")
+        assert bad.returncode == 2 and error in bad.stderr.splitlines()[-1], bad.stderr
     assert not (tmp_path / "no.json").exists()
     assert_finite(data)
     assert out.with_suffix(".png").stat().st_size > 0

@@ -236,7 +236,7 @@ def test_tiny_model_trains_and_the_cli_writes_a_pdb(tmp_path, capsys):
 
 @needs_pdownb
 def test_conditional_batches_carry_sse_fractions_and_null_conditions():
-    from molgen.proteins.task import BackboneConfig, BackboneTask
+    from molgen.proteins.task import BackboneConfig, BackboneTask, gains_at
 
     task = BackboneTask(BackboneConfig(name="backbones", hidden=8, layers=1, neighbours=4, crop=40,
                                        min_length=30, max_length=256, sample_batch=4,
@@ -265,12 +265,22 @@ def test_conditional_batches_carry_sse_fractions_and_null_conditions():
     assert torch.all(raised[:, 0] == 0.4) and torch.all(raised.sum(1) <= 1 + 1e-6)
     assert torch.allclose(raised[:, 1], expected[:, 1].clamp(max=0.6))
     assert ((drawn * gain).sum(1) > 1).any() and (expected[:, 1] > 0.6).any()  # both caps exercised
+    # knots in length: linear between them, constant beyond; one knot is a pair everywhere
+    knots = ((50, 1.0, 2.0), (100, 1.5, 1.0))
+    at = gains_at(knots, torch.tensor([30, 50, 75, 100, 250]))
+    assert torch.allclose(at, torch.tensor([[1.0, 2.0], [1.0, 2.0], [1.25, 1.5], [1.5, 1.0], [1.5, 1.0]]))
+    assert torch.equal(gains_at(((80, 1.2, 1.8),), lengths), gains_at((1.2, 1.8), lengths))
+    expected = drawn * at[1:2] / (drawn * at[1:2]).sum(1, keepdim=True).clamp(min=1)
+    assert torch.allclose(task.targets(lengths, seed=3, gain=knots)[lengths <= 50], expected[lengths <= 50])
     with pytest.raises(ValueError, match="strand gain must be a finite number >= 0"):
         task.targets(lengths, seed=3, gain=(1.5, float("nan")))
-    with pytest.raises(ValueError, match=r"\(helix, strand\) pair"):
-        task.targets(lengths, seed=3, gain=(1.5,))
-    with pytest.raises(ValueError, match=r"\(helix, strand\) pair"):
-        task.targets(lengths, seed=3, gain=1.5)
+    with pytest.raises(ValueError, match="helix gain must be a finite number >= 0"):
+        task.targets(lengths, seed=3, gain=((50, -1.0, 2.0), (100, 1.5, 2.0)))
+    with pytest.raises(ValueError, match="lengths must increase"):
+        task.targets(lengths, seed=3, gain=((100, 1.0, 2.0), (50, 1.5, 2.0)))
+    for bad in ((1.5,), 1.5, "1.5", ((50, 1.0), (100, 1.5)), ()):
+        with pytest.raises(ValueError, match=r"\(helix, strand\) pair or \(length, helix, strand\) knots"):
+            task.targets(lengths, seed=3, gain=bad)
 
 
 def test_the_shipped_model_generates_backbones_without_data():

@@ -60,9 +60,9 @@ def generate_backbones(lengths, *, model: BackboneModel | str | os.PathLike | No
     the model's; model: a BackboneModel or a checkpoint path, by default the shipped one.
     helix, strand: the fractions of residues in helices and strands (P-SEA) that a
     secondary-structure-conditioned model aims at (default: those of a training chain of
-    about the same length, helix × 1.5 and strand × 2 (molgen.proteins.task.TARGET_GAIN), as
-    the model lands short of its targets; none with a motif; a fraction given is aimed at as
-    it is);
+    about the same length, strand × 2 and helix × 1 at 50 residues to × 1.5 from 100
+    (molgen.proteins.task.TARGET_GAIN), as the model lands short of its targets; none with a
+    motif; a fraction given is aimed at as it is);
     guidance: the classifier-free guidance scale w toward the condition (targets and
     motif), in ε̃ = (1 + w) ε(x, c) − w ε(x, ∅)
     (0: none; default the model's, or 0 with a motif: scaffolding was measured unguided).

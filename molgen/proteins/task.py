@@ -60,11 +60,35 @@ MOTIF_FRACTION = (0.1, 0.4)
 CONDITIONS = ("", "sse")
 SIMILAR = 50
 """Drawn targets come from one of the SIMILAR training segments nearest in length."""
-TARGET_GAIN = (1.5, 2.0)
-"""Drawn helix and strand targets are multiplied by these gains (their sum capped at 1): the
-model lands short of the composition it is aimed at, so it is aimed beyond it.  Chosen on the
-validation chains: 1.5 for both against 1, then (1.5, 2) against (1.5, 1.5) and (1.25, 2)
-(benchmarks/README.md)."""
+TARGET_GAIN = ((50, 1.0, 2.0), (100, 1.5, 2.0))
+"""(length, helix gain, strand gain) knots: drawn helix and strand targets are multiplied by
+the gains at the chain's length (linear between knots, constant beyond them; the pair's sum
+capped at 1).  The model lands short of the composition it is aimed at, so it is aimed beyond
+it, except for short chains' helices.  Chosen on the validation chains: 1.5 for both against 1,
+then (1.5, 2) against (1.5, 1.5) and (1.25, 2) at 100 and 200 residues, then a helix gain of 1
+against 0.75 and 1.5 at 50 residues, and 1.5 kept against 2 at 150 (benchmarks/README.md)."""
+
+
+def gains_at(gain, lengths: Tensor) -> Tensor:
+    """The (helix, strand) gains [n, 2] at each length: `gain` is one (helix, strand) pair for
+    every length, or (length, helix gain, strand gain) knots in increasing length."""
+    try:
+        knots = np.array(gain, dtype=float)
+    except (TypeError, ValueError):
+        knots = np.empty(0)
+    if knots.shape == (2,):
+        knots = np.concatenate([[0.0], knots])[None]
+    if knots.ndim != 2 or knots.shape[1] != 3 or not len(knots):
+        raise ValueError("gain must be a (helix, strand) pair or (length, helix, strand) "
+                         f"knots, got {gain!r}")
+    if np.any(np.diff(knots[:, 0]) <= 0):
+        raise ValueError(f"the gain knots' lengths must increase, got {knots[:, 0].tolist()}")
+    for name, column in (("helix gain", knots[:, 1]), ("strand gain", knots[:, 2])):
+        for value in column:
+            check_real(name, float(value), 0)
+    at = lengths.double().numpy()
+    return torch.tensor(np.stack([np.interp(at, knots[:, 0], knots[:, c]) for c in (1, 2)], 1),
+                        dtype=torch.float32)
 
 
 @dataclass
@@ -318,27 +342,23 @@ class BackboneTask:
         return torch.multinomial(self.length_counts().double(), n, replacement=True, generator=g)
 
     def targets(self, lengths: Tensor, seed: int, *, helix: float | None = None,
-                strand: float | None = None,
-                gain: tuple[float, float] = TARGET_GAIN) -> Tensor:
+                strand: float | None = None, gain=TARGET_GAIN) -> Tensor:
         """Helix and strand fractions [n, 2] per chain: those given, the others of a training
-        segment drawn among the SIMILAR nearest in length, times the (helix, strand) `gain`
-        (each drawn pair scaled down again where its sum would exceed 1, a drawn fraction
-        capped at 1 minus a given one)."""
+        segment drawn among the SIMILAR nearest in length, times the (helix, strand) gains at
+        the chain's length (`gains_at`; each drawn pair scaled down again where its sum would
+        exceed 1, a drawn fraction capped at 1 minus a given one)."""
         for name, value in (("helix", helix), ("strand", strand)):
             if value is not None and not 0 <= value <= 1:
                 raise ValueError(f"the {name} fraction must be in [0, 1], got {value}")
         if helix is not None and strand is not None and helix + strand > 1:
             raise ValueError(f"helix + strand fractions exceed 1: {helix} + {strand}")
-        if not isinstance(gain, (tuple, list)) or len(gain) != 2:
-            raise ValueError(f"gain must be a (helix, strand) pair, got {gain!r}")
-        for name, value in zip(("helix gain", "strand gain"), gain):
-            check_real(name, value, 0)
+        gains = gains_at(gain, lengths)
         composition, g = self.segment_composition(), torch.Generator().manual_seed(seed + 1)
         out = torch.empty(len(lengths), 2)
         for i, n in enumerate(lengths.tolist()):
             near = torch.argsort((composition[:, 0] - n).abs(), stable=True)[:SIMILAR]
             out[i] = composition[near[torch.randint(len(near), (1,), generator=g)], 1:]
-        out = out * torch.tensor(gain, dtype=out.dtype)
+        out = out * gains
         out = out / out.sum(1, keepdim=True).clamp(min=1)
         if helix is not None:
             out[:, 0] = helix
@@ -352,7 +372,7 @@ class BackboneTask:
                helix: float | None = None, strand: float | None = None, motif=None,
                motif_start: int | None = None, motif_method: str = "guided",
                reconstruction: float | None = None, clash: float | None = None,
-               gain: tuple[float, float] = TARGET_GAIN, device="cpu", progress: bool = False) -> list[np.ndarray]:
+               gain=TARGET_GAIN, device="cpu", progress: bool = False) -> list[np.ndarray]:
         """One Cα trace [L, 3] (Å) per entry of lengths, sampled on `device` in batches of
         cfg.sample_batch.  A secondary-structure model aims each chain at the helix and
         strand fractions given, or drawn (`targets`; none drawn when a motif is given).
@@ -362,7 +382,7 @@ class BackboneTask:
         then replacement; the motif also as the condition of a model trained with motifs),
         'condition' (the model's condition only) or 'inpaint' (replacement only).
         clash: the weight λ of clash guidance (molgen.proteins.sterics; default CLASH_WEIGHT,
-        0: none).  gain: the (helix, strand) gains on drawn targets (`targets`)."""
+        0: none).  gain: the gains on drawn targets (`targets`, `gains_at`)."""
         if motif_method not in MOTIF_METHODS:
             raise ValueError(f"unknown motif method {motif_method!r}; choose one of {list(MOTIF_METHODS)}")
         for name, value in (("reconstruction", reconstruction), ("clash", clash)):
