@@ -53,6 +53,8 @@ Methods (METHODS: name -> function(complex, receptor, start_mol, box, seed) ->
   molgen_r20, molgen_r40, molgen_r80  the same with 20, 40 or 80 rounds of 30 Adam steps each
   molgen_r40_s60         40 rounds of 60 Adam steps each (the default since 2026-12-03; 80 × 30
                          before: the same Adam steps, half the mutations)
+  molgen_r20_s120        20 rounds of 120 Adam steps each: the same Adam steps again, half the
+                         mutations of the default
   molgen_lr04            molgen with Adam's step size 0.04 in every local optimisation (the default: 0.02)
   molgen_etkdg           molgen with the ligand's ETKDG local structures not minimised with
                          MMFF94 (api.LOCAL_STRUCTURE_FORCEFIELD = None)
@@ -303,7 +305,7 @@ METHODS = {"vina1": vina_method(1), "vina8": vina_method(8), "vina32": vina_meth
            "molgen": molgen_method(), "molgen_raw": molgen_method(refine=False),
            "molgen_local": molgen_method(search=dict(rounds=0)),
            **{f"molgen_r{r}": molgen_method(search=dict(rounds=r, steps=30)) for r in (20, 40, 80)},
-           "molgen_r40_s60": molgen_method(search=dict(rounds=40, steps=60)),
+           **{f"molgen_r{r}_s{n}": molgen_method(search=dict(rounds=r, steps=n)) for r, n in ((40, 60), (20, 120))},
            "molgen_lr04": molgen_method(search=dict(lr=0.04)),
            "molgen_etkdg": molgen_method(relaxed=False),
            "molgen_ls1": molgen_method(structures=1),
