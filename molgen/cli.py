@@ -261,7 +261,8 @@ def _add_sse_args(parser) -> None:
         parser.add_argument(f"--{element}", type=float, default=None, metavar="F",
                             help=f"secondary-structure-conditioned backbone models: fraction of "
                                  f"residues in {plural} to aim at (default: a training chain's, "
-                                 f"scaled up as the model lands short: molgen.proteins.task.TARGET_GAIN)")
+                                 f"scaled up as the model lands short: "
+                                 f"molgen.proteins.task.TARGET_GAIN)")
 
 
 def _add_sampling_args(parser, sampler, steps, n) -> None:
